@@ -1,0 +1,52 @@
+# voiplake — the two commands a new machine needs: `make run` and `make test`.
+# Everything they install or resolve lives in .venv/ and build/ (both ignored).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+DATE   ?= 2026-11-24
+EVENTS ?= 200000
+SEED   ?= 7
+
+export AIRFLOW_HOME := $(CURDIR)/build/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup run test test-fast bench proto clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# venv, S3Proxy jars (Maven) and Spark's jars (Ivy): each resolved once into the ignored cache.
+setup: $(STAMP)
+	$(PY) -m infra.objectstore resolve
+	$(PY) -m jobs.cli warmup
+
+## run: one generated day of telemetry -> landing zone -> Airflow ingestion DAG -> bronze, then a summary.
+run: setup
+	$(VENV)/bin/voiplake demo --date $(DATE) --events $(EVENTS) --seed $(SEED)
+
+## test: the whole suite (unit + end-to-end on the local object store and Airflow).
+test: setup
+	$(PY) -m pytest tests
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not e2e"
+
+bench: setup
+	$(VENV)/bin/voiplake bench --date $(DATE) --events $(EVENTS) --seed $(SEED)
+
+# Regenerate jobs/telemetry/upload_pb2.py after editing upload.proto (grpcio-tools in its own venv).
+proto:
+	test -x build/protoc-venv/bin/python || ($(PYTHON) -m venv build/protoc-venv && build/protoc-venv/bin/pip install -q grpcio-tools)
+	build/protoc-venv/bin/python -m grpc_tools.protoc -Ijobs/telemetry --python_out=jobs/telemetry --pyi_out=jobs/telemetry jobs/telemetry/upload.proto
+	sed -i 's/^import upload_pb2/from jobs.telemetry import upload_pb2/' jobs/telemetry/upload_pb2.py
+
+clean:
+	rm -rf build/lake build/objectstore build/airflow build/reports

@@ -1,0 +1,434 @@
+"""bronze_ingest: landing objects of one upload date -> bronze.call_events, bronze.quarantine, manifest.
+
+Every landing object not yet in `bronze.ingested_objects` is verified (gzip integrity, payload
+checksum, device signature), decoded, validated and pseudonymized in one Arrow-vectorized pass
+(`decode_uploads`), so raw identifiers never leave the Python worker that decoded them:
+
+* IMEI is dropped; MSISDN, callee number and device id become keyed HMAC-SHA256 pseudonyms;
+* IPs are truncated to /24 (IPv4) or /48 (IPv6); the originals survive only AES-256-GCM encrypted
+  in the restricted column `ip_encrypted`.
+
+Accounting per object: records_received = records_accepted + records_quarantined. An object that
+cannot be trusted as a whole (corrupt, tampered, wrong schema) is one quarantine row that accounts
+for all its records.
+
+Writes MERGE on the registry's keys, and the manifest is written last: a rerun after success
+ingests nothing; a rerun after a crash completes the work without duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterator
+
+from jobs.keys import KeyMaterial
+from jobs.telemetry.codec import EVENT_TYPES, NETWORK_TYPES, DecodedUpload, Header, UploadRejected, decode_object
+from lake_layout.config import Settings
+from lake_layout.landing import parse_landing_key, upload_date_prefix
+from lake_layout.tables import AUDIT_LINEAGE, BRONZE_CALL_EVENTS, BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+MAX_CALL_MS = 24 * 3600 * 1000
+ROW_EVENT, ROW_QUARANTINE, ROW_OBJECT = "event", "quarantine", "object"
+
+
+# ----------------------------------------------------------------------------- identifiers
+
+def pseudonymize(kind: str, value: str, key: bytes) -> str:
+    """Keyed HMAC-SHA256 pseudonym (128 bits, hex), domain-separated by `kind` (msisdn, device)."""
+    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def truncate_ip(ip: str) -> str:
+    """Network prefix for analytics: /24 for IPv4, /48 for IPv6 (raises ValueError if not an IP)."""
+    addr = ipaddress.ip_address(ip)
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+def encrypt_ips(aead: Any, event_id: str, src_ip: str | None, dst_ip: str | None) -> bytes:
+    """nonce || AES-256-GCM ciphertext of the original IPs, bound to the event id as associated data."""
+    nonce = os.urandom(12)
+    plaintext = json.dumps({"src_ip": src_ip, "dst_ip": dst_ip}, separators=(",", ":")).encode()
+    return nonce + aead.encrypt(nonce, plaintext, event_id.encode())
+
+
+def decrypt_ips(keys: KeyMaterial, key_id: str, event_id: str, blob: bytes) -> dict[str, str | None]:
+    """Restricted: recover original IPs (network operations only; audited by the caller)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(keys.column_encryption.get(key_id))
+    return json.loads(aead.decrypt(blob[:12], blob[12:], event_id.encode()))
+
+
+# ----------------------------------------------------------------------------- validation
+
+def validate_event(event: dict[str, Any], header: Header) -> tuple[str, str] | None:
+    """(reason, detail) if the event cannot be accepted, else None. Details never echo identifiers."""
+    if event.get("_malformed"):
+        return "malformed_record", "event is not an object"
+    for name in ("event_id", "call_id", "event_type", "event_ms", "msisdn"):
+        if event.get(name) in (None, ""):
+            return "missing_required_field", f"{name} is missing"
+    if event["event_type"] not in EVENT_TYPES.values():
+        return "invalid_event_type", f"event_type {str(event['event_type'])[:20]!r}"
+    if not isinstance(event["msisdn"], str) or not E164.match(event["msisdn"]):
+        return "invalid_msisdn", "msisdn is not E.164"
+    callee = event.get("callee_msisdn")
+    if callee is not None and (not isinstance(callee, str) or not E164.match(callee)):
+        return "invalid_msisdn", "callee_msisdn is not E.164"
+    for name in ("src_ip", "dst_ip"):
+        if event.get(name) is not None:
+            try:
+                ipaddress.ip_address(event[name])
+            except ValueError:
+                return "invalid_ip", f"{name} is not an IP address"
+    if not isinstance(event["event_ms"], int) or not (0 < event["event_ms"] < 4102444800000):
+        return "invalid_timestamp", "event_ms out of range"
+    if event["event_type"] == "call_end":
+        duration = event.get("duration_ms")
+        if not isinstance(duration, int) or not 0 <= duration <= MAX_CALL_MS:
+            return "invalid_duration", f"duration_ms {duration!r} outside 0..{MAX_CALL_MS}"
+    network = event.get("network_type")
+    if network is not None and network not in NETWORK_TYPES.values():
+        return "invalid_value", f"network_type {str(network)[:20]!r}"
+    lat, lon = event.get("latitude"), event.get("longitude")
+    if lat is not None and not -90 <= lat <= 90 or lon is not None and not -180 <= lon <= 180:
+        return "invalid_location", "latitude/longitude out of range"
+    if header.schema_version >= 2 and event.get("telemetry_level") not in ("basic", "diagnostic"):
+        return "invalid_value", "schema 2 requires telemetry_level basic|diagnostic"
+    return None
+
+
+def clock_offset_ms(header: Header, received_at_ms: int) -> int:
+    """Server minus device clock: from the time-sync sample with the lowest RTT, else receive - send."""
+    if header.time_sync:
+        device_ms, server_ms, rtt_ms = min(header.time_sync, key=lambda s: s[2])
+        return int(server_ms - device_ms - rtt_ms // 2)
+    return int(received_at_ms - header.sent_at_ms)
+
+
+# ----------------------------------------------------------------------------- the decode transform
+
+def decoded_schema() -> "StructType":
+    """Union of the three outputs' columns (all nullable) plus `row_kind`."""
+    from pyspark.sql import types as T
+
+    fields: dict[str, T.StructField] = {"row_kind": T.StructField("row_kind", T.StringType(), False)}
+    for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS):
+        for f in spec.spark_schema().fields:
+            if f.name in fields:
+                if fields[f.name].dataType != f.dataType:
+                    raise TypeError(f"column {f.name} has two types in bronze outputs")
+                continue
+            fields[f.name] = T.StructField(f.name, f.dataType, True)
+    return T.StructType(list(fields.values()))
+
+
+def _ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+@dataclass
+class _Rows:
+    """Column-oriented row buffer for one Arrow batch."""
+
+    names: list[str]
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.columns = {n: [] for n in self.names}
+
+    def add(self, **values: Any) -> None:
+        for name, column in self.columns.items():
+            column.append(values.get(name))
+
+    def __len__(self) -> int:
+        return len(self.columns["row_kind"])
+
+
+def decode_object_rows(
+    object_key: str, blob: bytes, *, keys: KeyMaterial, run_id: str, aead: Any, now: datetime
+) -> Iterator[dict[str, Any]]:
+    """All output rows for one landing object: events or quarantine rows, then one object row."""
+    parsed = parse_landing_key(object_key)
+    upload_day = parsed.upload_date if parsed else now.date()
+    received_ms = parsed.received_at_ms if parsed else int(now.timestamp() * 1000)
+    sha = hashlib.sha256(blob).hexdigest()
+    encoding = parsed.encoding if parsed else "unknown"
+    common_q = {"row_kind": ROW_QUARANTINE, "object_key": object_key, "upload_date": upload_day, "ingest_run_id": run_id}
+
+    def device_key(device_id: str, key_id: str) -> bytes | None:
+        return keys.device_key(device_id, key_id) if key_id in keys.device_master.keys else None
+
+    accepted = quarantined = 0
+    try:
+        if parsed is None:
+            raise UploadRejected("unknown_object_key", "key does not follow the landing layout")
+        upload: DecodedUpload = decode_object(object_key, blob, device_key)
+    except UploadRejected as rejected:
+        h = rejected.header
+        records = max(rejected.event_count, 1)
+        quarantined = records
+        yield {
+            **common_q, "record_index": -1, "reason": rejected.reason, "detail": rejected.detail[:500],
+            "records": records, "platform": h.platform if h else None,
+            "schema_version": h.schema_version if h else None, "batch_id": h.batch_id if h else None,
+        }
+    else:
+        header = upload.header
+        psn_id = keys.pseudonym.active
+        psn_key = keys.pseudonym.active_key
+        device_psn = pseudonymize("device", header.device_id, psn_key)
+        offset = clock_offset_ms(header, received_ms)
+        for index, event in enumerate(upload.events):
+            problem = validate_event(event, header)
+            if problem is not None:
+                quarantined += 1
+                yield {
+                    **common_q, "record_index": index, "reason": problem[0], "detail": problem[1], "records": 1,
+                    "platform": header.platform, "schema_version": header.schema_version,
+                    "batch_id": header.batch_id, "event_id": event.get("event_id") if isinstance(event.get("event_id"), str) else None,
+                }
+                continue
+            accepted += 1
+            event_ts = _ms_to_dt(event["event_ms"])
+            src, dst = event.get("src_ip"), event.get("dst_ip")
+            callee = event.get("callee_msisdn")
+            yield {
+                "row_kind": ROW_EVENT,
+                "event_id": event["event_id"], "call_id": event["call_id"], "event_type": event["event_type"],
+                "event_ts_device": event_ts, "event_date": event_ts.date(),
+                "platform": header.platform, "app_version": header.app_version, "schema_version": header.schema_version,
+                "subscriber_pseudonym": pseudonymize("msisdn", event["msisdn"], psn_key),
+                "callee_pseudonym": pseudonymize("msisdn", callee, psn_key) if callee else None,
+                "device_pseudonym": device_psn, "pseudonym_key_id": psn_id,
+                "account_id": event.get("account_id"),
+                "src_ip_prefix": truncate_ip(src) if src else None,
+                "dst_ip_prefix": truncate_ip(dst) if dst else None,
+                "ip_encrypted": encrypt_ips(aead, event["event_id"], src, dst) if (src or dst) else None,
+                "encryption_key_id": keys.column_encryption.active if (src or dst) else None,
+                "network_type": event.get("network_type"), "signal_metric": event.get("signal_metric"),
+                "signal_value": event.get("signal_value"),
+                "latitude": round(event["latitude"], 3) if event.get("latitude") is not None else None,
+                "longitude": round(event["longitude"], 3) if event.get("longitude") is not None else None,
+                "country_code": event.get("country_code"), "carrier_mccmnc": event.get("carrier_mccmnc"),
+                "duration_ms": event.get("duration_ms"), "failure_reason": event.get("failure_reason"),
+                "telemetry_level": event.get("telemetry_level"), "diagnostics_opt_out": event.get("diagnostics_opt_out"),
+                "bytes_sent": event.get("bytes_sent"), "bytes_received": event.get("bytes_received"),
+                "mos": event.get("mos"), "jitter_ms": event.get("jitter_ms"),
+                "batch_id": header.batch_id, "sent_at_device": _ms_to_dt(header.sent_at_ms),
+                "received_at": _ms_to_dt(received_ms), "clock_offset_ms": offset,
+                "object_key": object_key, "record_index": index, "ingest_run_id": run_id,
+            }
+    received = accepted + quarantined
+    yield {
+        "row_kind": ROW_OBJECT, "object_key": object_key, "upload_date": upload_day, "size_bytes": len(blob),
+        "sha256": sha, "encoding": encoding,
+        "status": "accepted" if quarantined == 0 else ("quarantined" if accepted == 0 else "partial"),
+        "records_received": received, "records_accepted": accepted, "records_quarantined": quarantined,
+        "ingest_run_id": run_id, "ingested_at": now,
+    }
+
+
+def decode_uploads(objects: "DataFrame", *, keys: KeyMaterial, run_id: str, now: datetime) -> "DataFrame":
+    """(object_key, content) -> decoded rows (see `decoded_schema`): events, quarantine rows, one object row each.
+
+    Arrow-vectorized (`mapInArrow`): the per-object work is protobuf/JSON decoding, HMAC and AES,
+    which have no Spark SQL equivalent.
+    """
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = decoded_schema()
+    arrow_schema = to_arrow_schema(schema, timezone="UTC")
+    names = [f.name for f in schema.fields]
+
+    def decode_batches(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        import pyarrow as pa
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        aead = AESGCM(keys.column_encryption.active_key)
+        for batch in batches:
+            rows = _Rows(names)
+            keys_col = batch.column("object_key").to_pylist()
+            content_col = batch.column("content").to_pylist()
+            for object_key, blob in zip(keys_col, content_col):
+                for row in decode_object_rows(object_key, blob, keys=keys, run_id=run_id, aead=aead, now=now):
+                    rows.add(**row)
+            yield pa.RecordBatch.from_pydict(rows.columns, schema=arrow_schema)
+
+    return objects.select("object_key", "content").mapInArrow(decode_batches, schema)
+
+
+def accepted_events(decoded: "DataFrame") -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    return decoded.where(F.col("row_kind") == ROW_EVENT)
+
+
+def quarantine_records(decoded: "DataFrame") -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    return decoded.where(F.col("row_kind") == ROW_QUARANTINE)
+
+
+def object_manifest(decoded: "DataFrame") -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    return decoded.where(F.col("row_kind") == ROW_OBJECT)
+
+
+def new_objects(landing: "DataFrame", manifest: "DataFrame | None") -> "DataFrame":
+    """Landing objects whose key is not in the manifest yet."""
+    if manifest is None:
+        return landing
+    return landing.join(manifest.select("object_key"), on="object_key", how="left_anti")
+
+
+# ----------------------------------------------------------------------------- run
+
+@dataclass(frozen=True)
+class IngestContext:
+    settings: Settings
+    upload_date: date
+    run_id: str = field(default_factory=lambda: f"bronze_ingest-{uuid.uuid4().hex[:12]}")
+    dag_id: str | None = None
+    dag_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    upload_date: str
+    objects_listed: int
+    objects_new: int
+    records_received: int
+    records_accepted: int
+    records_quarantined: int
+    quarantined_by_reason: dict[str, int]
+    objects_by_status: dict[str, int]
+    table_versions: dict[str, int | None]
+    table_locations: dict[str, str]
+    seconds: float
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+
+
+def landing_uri(settings: Settings, day: date) -> str:
+    return f"s3a://{settings.landing.bucket}/{upload_date_prefix(settings.landing.prefix, day)}"
+
+
+def read_landing(spark: "SparkSession", settings: Settings, day: date) -> "DataFrame":
+    """Landing objects received on `day` as (object_key, content); object_key is relative to the bucket."""
+    from pyspark.sql import functions as F
+
+    bucket_prefix = f"s3a://{settings.landing.bucket}/"
+    return (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", "*.gz")
+        .load(landing_uri(settings, day))
+        .select(F.expr(f"substring(path, {len(bucket_prefix) + 1})").alias("object_key"), "content")
+    )
+
+
+def _landing_has_objects(settings: Settings, day: date) -> bool:
+    from jobs.objectstore import list_keys, s3_client
+
+    client = s3_client(settings.object_store)
+    return any(True for _ in list_keys(client, settings.landing.bucket, upload_date_prefix(settings.landing.prefix, day)))
+
+
+def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestReport:
+    """Ingest every not-yet-ingested landing object of ctx.upload_date."""
+    import time
+
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from jobs import lake
+
+    settings = ctx.settings
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, AUDIT_LINEAGE):
+        lake.ensure_table(spark, spec, settings)
+    versions_before = {s.name: lake.table_version(spark, s, settings) for s in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS)}
+
+    if _landing_has_objects(settings, ctx.upload_date):
+        landing = read_landing(spark, settings, ctx.upload_date).persist(StorageLevel.MEMORY_AND_DISK)
+        listed = landing.count()
+    else:
+        landing, listed = None, 0
+
+    counts: dict[str, Any] = {"records_received": 0, "records_accepted": 0, "records_quarantined": 0}
+    by_reason: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    fresh = 0
+    if landing is not None:
+        manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(F.col("upload_date") == F.lit(ctx.upload_date))
+        todo = new_objects(landing, manifest)
+        decoded = decode_uploads(todo, keys=keys, run_id=ctx.run_id, now=started).persist(StorageLevel.MEMORY_AND_DISK)
+        objects = object_manifest(decoded)
+        totals = objects.agg(
+            F.count("*").alias("n"),
+            F.coalesce(F.sum("records_received"), F.lit(0)).alias("received"),
+            F.coalesce(F.sum("records_accepted"), F.lit(0)).alias("accepted"),
+            F.coalesce(F.sum("records_quarantined"), F.lit(0)).alias("quarantined"),
+        ).first()
+        fresh = int(totals["n"])
+        if fresh:
+            counts = {"records_received": int(totals["received"]), "records_accepted": int(totals["accepted"]),
+                      "records_quarantined": int(totals["quarantined"])}
+            by_reason = {r["reason"]: int(r["n"]) for r in quarantine_records(decoded).groupBy("reason").agg(F.sum("records").alias("n")).collect()}
+            by_status = {r["status"]: int(r["count"]) for r in objects.groupBy("status").count().collect()}
+            lake.merge_insert_new(spark, accepted_events(decoded), BRONZE_CALL_EVENTS, settings, prune_on="event_date")
+            lake.merge_insert_new(spark, quarantine_records(decoded), BRONZE_QUARANTINE, settings, prune_on="upload_date")
+            lake.merge_insert_new(spark, objects, BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
+        decoded.unpersist()
+        landing.unpersist()
+
+    outputs = (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS)
+    versions = {s.name: lake.table_version(spark, s, settings) for s in outputs}
+    report = IngestReport(
+        upload_date=ctx.upload_date.isoformat(), objects_listed=listed, objects_new=fresh,
+        quarantined_by_reason=dict(sorted(by_reason.items())), objects_by_status=dict(sorted(by_status.items())),
+        table_versions=versions, table_locations={s.name: s.location(settings) for s in outputs},
+        seconds=round(time.monotonic() - t0, 1), **counts,
+    )
+    if fresh:
+        _record_lineage(spark, ctx, report, versions_before, started)
+    return report
+
+
+def _record_lineage(spark: "SparkSession", ctx: IngestContext, report: IngestReport, before: dict[str, int | None], started: datetime) -> None:
+    from jobs import lake
+
+    settings = ctx.settings
+    row = {
+        "run_id": ctx.run_id, "job": "bronze_ingest", "dag_id": ctx.dag_id, "dag_run_id": ctx.dag_run_id,
+        "logical_date": ctx.upload_date,
+        "inputs_json": json.dumps([{"uri": landing_uri(settings, ctx.upload_date), "objects_listed": report.objects_listed, "objects_new": report.objects_new}]),
+        "outputs_json": json.dumps({name: {"version_before": before.get(name), "version_after": v} for name, v in report.table_versions.items()}),
+        "metrics_json": json.dumps({
+            "records_received": report.records_received, "records_accepted": report.records_accepted,
+            "records_quarantined": report.records_quarantined, "quarantined_by_reason": report.quarantined_by_reason,
+            "objects_by_status": report.objects_by_status,
+        }),
+        "started_at": started, "finished_at": datetime.now(timezone.utc),
+    }
+    df = spark.createDataFrame([row], AUDIT_LINEAGE.spark_schema())
+    lake.merge_insert_new(spark, df, AUDIT_LINEAGE, settings)

@@ -1,0 +1,316 @@
+"""`voiplake` command line: generate telemetry, run the demo day, query and list tables.
+
+    voiplake generate --date 2026-11-24 --events 200000 --seed 7 [--faults]
+    voiplake ingest --date 2026-11-24            # the bronze job directly, without Airflow
+    voiplake demo --date 2026-11-24               # object store + generate + Airflow DAG + summary
+    voiplake summary --date 2026-11-24
+    voiplake query "SELECT platform, count(*) FROM bronze.call_events GROUP BY 1" [--format csv|json]
+    voiplake tables
+
+Spark's and Airflow's logs go to stderr; stdout carries only the command's result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from lake_layout.config import PROJECT_ROOT, Settings, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+# ----------------------------------------------------------------------------- generate
+
+def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int, faults: bool) -> dict[str, Any]:
+    """Generate a day of uploads and put them into the landing zone; returns a summary."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.generate_telemetry import FaultPlan, generate_day
+    from jobs.keys import load_key_material
+    from jobs.objectstore import ensure_bucket, s3_client
+
+    keys = load_key_material(Path(settings.keys.file))
+    t0 = time.monotonic()
+    generated = generate_day(
+        day, events=events, seed=seed, keys=keys, prefix=settings.landing.prefix,
+        faults=FaultPlan.default(max(1, events // 40)) if faults else None,
+    )
+    gen_seconds = time.monotonic() - t0
+    client = s3_client(settings.object_store)
+    ensure_bucket(client, settings.landing.bucket)
+    t1 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda o: client.put_object(Bucket=settings.landing.bucket, Key=o.key, Body=o.body), generated.objects))
+    faults_by_kind: dict[str, int] = {}
+    for obj in generated.objects:
+        if obj.fault:
+            faults_by_kind[obj.fault] = faults_by_kind.get(obj.fault, 0) + 1
+    return {
+        "date": day.isoformat(), "objects": len(generated.objects), "events": generated.events_total,
+        "retried_objects": sum(o.is_retry for o in generated.objects),
+        "bad_records": sum(len(o.bad_record_indexes) for o in generated.objects),
+        "faulty_objects": faults_by_kind, "landing": f"s3://{settings.landing.bucket}/{settings.landing.prefix}/",
+        "generate_seconds": round(gen_seconds, 1), "upload_seconds": round(time.monotonic() - t1, 1),
+    }
+
+
+# ----------------------------------------------------------------------------- query
+
+def register_tables(spark: "SparkSession", settings: Settings) -> list[str]:
+    """Make every existing registry table queryable by its name (e.g. bronze.call_events)."""
+    from jobs import lake
+    from lake_layout.tables import ALL_TABLES
+
+    registered = []
+    for spec in ALL_TABLES:
+        if not lake.table_exists(spark, spec, settings):
+            continue
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS `{spec.layer}`.`{spec.table}` USING DELTA LOCATION '{spec.location(settings)}'")
+        registered.append(spec.name)
+    return registered
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    """Rows as an aligned text table, CSV (header then rows, nothing else) or a JSON array of objects."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, row)) for row in cells], default=str, indent=1)
+    if fmt == "csv":
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else v for v in row] for row in cells])
+        return buf.getvalue().rstrip("\n")
+    text = [[("NULL" if v is None else str(v)) for v in row] for row in cells]
+    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(columns)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line, "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |", line]
+    out += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |" for r in text]
+    out += [line, f"({len(text)} row{'s' if len(text) != 1 else ''})"]
+    return "\n".join(out)
+
+
+def run_query(spark: "SparkSession", settings: Settings, sql: str) -> "DataFrame":
+    register_tables(spark, settings)
+    return spark.sql(sql)
+
+
+# ----------------------------------------------------------------------------- summary
+
+def day_summary(spark: "SparkSession", settings: Settings, day: date) -> dict[str, Any]:
+    """What the lake holds for one upload date, read back from the manifest and quarantine tables."""
+    from pyspark.sql import functions as F
+
+    from jobs import lake
+    from lake_layout.tables import BRONZE_CALL_EVENTS, BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE
+
+    manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(F.col("upload_date") == F.lit(day))
+    totals = manifest.agg(
+        F.count("*").alias("objects"), F.sum("records_received").alias("received"),
+        F.sum("records_accepted").alias("accepted"), F.sum("records_quarantined").alias("quarantined"),
+    ).first()
+    by_status = {r["status"]: r["count"] for r in manifest.groupBy("status").count().collect()}
+    quarantine = lake.read_table(spark, BRONZE_QUARANTINE, settings).where(F.col("upload_date") == F.lit(day))
+    by_reason = {r["reason"]: int(r["n"]) for r in quarantine.groupBy("reason").agg(F.sum("records").alias("n")).collect()}
+    specs = (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS)
+    return {
+        "upload_date": day.isoformat(),
+        "objects_received": int(totals["objects"] or 0),
+        "objects_by_status": dict(sorted(by_status.items())),
+        "events_received": int(totals["received"] or 0),
+        "events_accepted": int(totals["accepted"] or 0),
+        "events_quarantined": int(totals["quarantined"] or 0),
+        "quarantined_by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1])),
+        "tables": {s.name: {"location": s.location(settings), "delta_version": lake.table_version(spark, s, settings)} for s in specs},
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(f"voiplake bronze ingestion for upload date {summary['upload_date']}")
+    print(f"  objects received     {summary['objects_received']:>10,}   {summary['objects_by_status']}")
+    print(f"  events received      {summary['events_received']:>10,}")
+    print(f"  events accepted      {summary['events_accepted']:>10,}")
+    print(f"  events quarantined   {summary['events_quarantined']:>10,}")
+    for reason, n in summary["quarantined_by_reason"].items():
+        print(f"      {reason:<28}{n:>8,}")
+    balanced = summary["events_received"] == summary["events_accepted"] + summary["events_quarantined"]
+    print(f"  received = accepted + quarantined: {'yes' if balanced else 'NO'}")
+    print("  tables:")
+    for name, info in summary["tables"].items():
+        print(f"      {name:<26} v{info['delta_version']}  {info['location']}")
+    print('  query: voiplake query "SELECT platform, event_type, count(*) n FROM bronze.call_events GROUP BY 1, 2"')
+
+
+# ----------------------------------------------------------------------------- demo
+
+def airflow_env(settings: Settings, airflow_home: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AIRFLOW_HOME"] = str(airflow_home or PROJECT_ROOT / "build" / "airflow")
+    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
+    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    env["VOIPLAKE_LAKE_ROOT"] = settings.lake.root
+    env["VOIPLAKE_OBJECT_STORE_ENDPOINT"] = settings.object_store.endpoint
+    env["VOIPLAKE_KEYS_FILE"] = settings.keys.file
+    return env
+
+
+def airflow_dags_test(settings: Settings, dag_id: str, day: date, *, log: Path, airflow_home: Path | None = None) -> None:
+    """Run a DAG for one logical date in-process through Airflow (`airflow dags test`) on its SQLite DB."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    env = airflow_env(settings, airflow_home)
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        subprocess.run([airflow, "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
+        result = subprocess.run([airflow, "dags", "test", dag_id, day.isoformat()], env=env, stdout=out, stderr=subprocess.STDOUT)
+    text = log.read_text()
+    if result.returncode != 0 or "state=success" not in text:
+        raise SystemExit(f"DAG {dag_id} for {day} did not succeed; Airflow's log: {log}")
+
+
+def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool) -> dict[str, Any]:
+    from infra.objectstore import S3ProxyServer, _port_open
+
+    started_here = None
+    if not _port_open(settings.object_store.port):
+        started_here = S3ProxyServer(settings.object_store).start()
+        print(f"object store: S3Proxy on {settings.object_store.endpoint}", file=sys.stderr)
+    try:
+        t0 = time.monotonic()
+        gen = generate_to_landing(settings, day, events=events, seed=seed, faults=faults)
+        print(f"generated {gen['events']:,} events in {gen['objects']:,} objects "
+              f"({gen['retried_objects']} retried uploads, faulty objects {gen['faulty_objects']}, "
+              f"{gen['bad_records']} bad records) -> {gen['landing']} "
+              f"[{gen['generate_seconds']}s generate, {gen['upload_seconds']}s upload]")
+        t1 = time.monotonic()
+        airflow_dags_test(settings, "voip_bronze_ingest", day, log=PROJECT_ROOT / "build" / "reports" / f"airflow-voip_bronze_ingest-{day}.log")
+        dag_seconds = time.monotonic() - t1
+        from jobs.spark import build_spark
+
+        spark = build_spark(settings, app_name="voiplake summary")
+        summary = day_summary(spark, settings, day)
+        summary["dag_seconds"] = round(dag_seconds, 1)
+        summary["total_seconds"] = round(time.monotonic() - t0, 1)
+        print_summary(summary)
+        print(f"  Airflow DAG voip_bronze_ingest took {summary['dag_seconds']}s; demo total {summary['total_seconds']}s")
+        return summary
+    finally:
+        if started_here is not None:
+            started_here.stop()
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voiplake", description="Privacy-first lakehouse for VoIP telemetry")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="generate one day of uploads into the landing zone")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--events", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--faults", action="store_true", help="inject corrupt, truncated, tampered, wrong-schema objects and bad records")
+
+    p = sub.add_parser("ingest", help="run the bronze job for one upload date (without Airflow)")
+    p.add_argument("--date", type=_date, required=True)
+
+    p = sub.add_parser("demo", help="object store + generated day + Airflow ingestion DAG + summary")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--events", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-faults", action="store_true")
+
+    p = sub.add_parser("summary", help="what the lake holds for one upload date")
+    p.add_argument("--date", type=_date, required=True)
+
+    p = sub.add_parser("query", help="run Spark SQL over the registry's tables")
+    p.add_argument("sql")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--limit", type=int, default=None, help="at most this many rows (default: all for csv/json, 1000 for table)")
+
+    sub.add_parser("tables", help="list the registry's tables with row counts and Delta versions")
+    sub.add_parser("warmup", help="resolve Spark's jars into the build cache (first run needs Maven Central)")
+
+    args = parser.parse_args(argv)
+    settings = load_settings()
+
+    if args.command == "generate":
+        summary = generate_to_landing(
+            settings, args.date, events=args.events or settings.generator.events,
+            seed=settings.generator.seed if args.seed is None else args.seed, faults=args.faults,
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
+    if args.command == "demo":
+        demo(settings, args.date, events=args.events or settings.generator.events,
+             seed=settings.generator.seed if args.seed is None else args.seed, faults=not args.no_faults)
+        return 0
+    if args.command == "ingest":
+        from jobs.runner import run_bronze_ingest
+
+        print(run_bronze_ingest(upload_date=args.date, settings=settings).to_json())
+        return 0
+
+    from jobs.spark import build_spark
+
+    spark = build_spark(settings, app_name=f"voiplake {args.command}")
+    if args.command == "warmup":
+        spark.range(1).count()
+        print("spark: jars resolved and cached", file=sys.stderr)
+    elif args.command == "summary":
+        print_summary(day_summary(spark, settings, args.date))
+    elif args.command == "query":
+        try:
+            df = run_query(spark, settings, args.sql)
+        except Exception as exc:  # AnalysisException, ParseException: a user error, not a crash
+            print(f"query failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
+        limit = args.limit if args.limit is not None else (1000 if args.format == "table" else None)
+        rows = (df.limit(limit) if limit is not None else df).collect()
+        print(render(df.columns, [tuple(r) for r in rows], args.format))
+    elif args.command == "tables":
+        from jobs import lake
+        from lake_layout.tables import ALL_TABLES
+
+        rows = []
+        for spec in ALL_TABLES:
+            exists = lake.table_exists(spark, spec, settings)
+            rows.append((
+                spec.name, lake.read_table(spark, spec, settings).count() if exists else None,
+                lake.table_version(spark, spec, settings) if exists else None,
+                spec.retention_tier.value, ",".join(spec.partition_by), spec.location(settings),
+            ))
+        print(render(["table", "rows", "delta_version", "retention_tier", "partitioned_by", "location"], rows, "table"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

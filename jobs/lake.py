@@ -1,0 +1,99 @@
+"""Reading and writing registry tables. Jobs never build a path or name a format themselves."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lake_layout.config import Settings
+from lake_layout.registry import TableSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+class SchemaMismatch(ValueError):
+    pass
+
+
+def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
+    """Create the Delta table at the spec's location if it does not exist (schema, partitioning, comments)."""
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(spark).location(spec.location(settings)).comment(spec.description)
+    for column, field in zip(spec.columns, spec.spark_schema().fields):
+        builder = builder.addColumn(field.name, field.dataType, nullable=field.nullable, comment=column.description)
+    if spec.partition_by:
+        builder = builder.partitionedBy(*spec.partition_by)
+    builder.property("voiplake.table", spec.name).property("voiplake.retention_tier", spec.retention_tier.value).execute()
+
+
+def table_exists(spark: "SparkSession", spec: TableSpec, settings: Settings) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, spec.location(settings))
+
+
+def read_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> "DataFrame":
+    return spark.read.format("delta").load(spec.location(settings))
+
+
+def table_version(spark: "SparkSession", spec: TableSpec, settings: Settings) -> int | None:
+    """Latest Delta version, or None if the table does not exist yet."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, spec, settings):
+        return None
+    row = DeltaTable.forPath(spark, spec.location(settings)).history(1).select("version").first()
+    return int(row[0]) if row else None
+
+
+def conform(df: "DataFrame", spec: TableSpec) -> "DataFrame":
+    """Select and cast exactly the spec's columns, in order; fail on a missing column."""
+    from pyspark.sql import functions as F
+
+    missing = [c for c in spec.column_names if c not in df.columns]
+    if missing:
+        raise SchemaMismatch(f"{spec.name}: input lacks column(s) {missing}")
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.spark_schema().fields])
+
+
+def merge_insert_new(
+    spark: "SparkSession", df: "DataFrame", spec: TableSpec, settings: Settings, *, prune_on: str | None = None
+) -> None:
+    """Insert the rows of `df` whose merge keys are not in the table yet (idempotent append).
+
+    `prune_on`: a partition column whose values in `df` bound the target scan.
+    """
+    from delta.tables import DeltaTable
+
+    ensure_table(spark, spec, settings)
+    source = conform(df, spec)
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.merge_keys)
+    if prune_on is not None:
+        values = sorted({r[0] for r in source.select(prune_on).distinct().collect()})
+        if not values:
+            return
+        in_list = ", ".join(f"'{v}'" for v in values)
+        condition = f"t.`{prune_on}` IN ({in_list}) AND " + condition
+    (
+        DeltaTable.forPath(spark, spec.location(settings)).alias("t")
+        .merge(source.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def upsert(spark: "SparkSession", df: "DataFrame", spec: TableSpec, settings: Settings) -> None:
+    """MERGE `df` into the table on the spec's merge keys: update matches, insert the rest."""
+    from delta.tables import DeltaTable
+
+    ensure_table(spark, spec, settings)
+    source = conform(df, spec)
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.merge_keys)
+    (
+        DeltaTable.forPath(spark, spec.location(settings)).alias("t")
+        .merge(source.alias("s"), condition)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )

@@ -1,0 +1,114 @@
+"""The one place a SparkSession is configured: Delta Lake, s3a on the object store, the jar cache.
+
+Spark's extra jars (Delta Lake, hadoop-aws and the AWS SDK bundle) are resolved by Spark's Ivy from
+Maven Central into `[spark] ivy_dir` on first use. The resolved jar list is then recorded, and later
+sessions load those files directly, so a warm machine needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lake_layout.config import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.5.0"  # matches pyspark 4.2's hadoop-client 3.5.0
+PACKAGES = (DELTA_PACKAGE, HADOOP_AWS_PACKAGE)
+# Transitive dependencies Spark already ships (newer versions); keeping theirs avoids classpath clashes.
+EXCLUDES = (
+    "org.apache.hadoop:hadoop-client-api", "org.apache.hadoop:hadoop-client-runtime",
+    "org.apache.parquet:parquet-column", "org.apache.parquet:parquet-common", "org.apache.parquet:parquet-encoding",
+    "org.apache.parquet:parquet-format-structures", "org.apache.parquet:parquet-hadoop", "org.apache.parquet:parquet-jackson",
+    "com.fasterxml.jackson.core:jackson-annotations", "com.fasterxml.jackson.core:jackson-core",
+    "com.fasterxml.jackson.core:jackson-databind", "com.fasterxml.jackson.datatype:jackson-datatype-jdk8",
+    "org.apache.logging.log4j:log4j-api", "org.apache.logging.log4j:log4j-core", "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "org.slf4j:slf4j-api", "org.xerial.snappy:snappy-java", "com.github.luben:zstd-jni",
+    "org.roaringbitmap:RoaringBitmap", "org.roaringbitmap:shims", "io.airlift:aircompressor",
+    "commons-logging:commons-logging", "com.google.code.findbugs:jsr305", "org.locationtech.jts:jts-core",
+)
+
+
+def _resolved_record(settings: Settings) -> Path:
+    return Path(settings.spark.ivy_dir) / "resolved-jars.json"
+
+
+def _cached_jars(settings: Settings) -> list[str] | None:
+    record = _resolved_record(settings)
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    jars = data.get("jars", [])
+    if data.get("packages") != list(PACKAGES) or not jars or not all(Path(j).exists() for j in jars):
+        return None
+    return list(jars)
+
+
+def s3a_options(settings: Settings) -> dict[str, str]:
+    store = settings.object_store
+    return {
+        "fs.s3a.endpoint": store.endpoint,
+        "fs.s3a.endpoint.region": store.region,
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.connection.ssl.enabled": "false",
+        "fs.s3a.access.key": store.access_key,
+        "fs.s3a.secret.key": store.secret_key,
+        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        # S3Proxy does not implement the SDK's newer flexible checksums.
+        "fs.s3a.checksum.validation": "false",
+        "fs.s3a.checksum.calculation.enabled": "false",
+        "fs.s3a.change.detection.mode": "none",
+        "fs.s3a.committer.magic.enabled": "false",
+        "fs.s3a.retry.limit": "3",
+        "fs.s3a.attempts.maximum": "3",
+    }
+
+
+def build_spark(settings: Settings, app_name: str = "voiplake") -> "SparkSession":
+    """A SparkSession with Delta Lake and s3a configured for `settings`."""
+    # Python workers must run the same interpreter (and so the same venv) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark.master)
+        .config("spark.driver.memory", settings.spark.driver_memory)
+        .config("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.warehouse.dir", str(Path(settings.spark.ivy_dir).parent / "spark-warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={Path(settings.spark.ivy_dir).parent}")
+    )
+    for key, value in s3a_options(settings).items():
+        builder = builder.config(f"spark.hadoop.{key}", value)
+    cached = _cached_jars(settings)
+    if cached is not None:
+        builder = builder.config("spark.jars", ",".join(cached))
+    else:
+        builder = (
+            builder.config("spark.jars.packages", ",".join(PACKAGES))
+            .config("spark.jars.excludes", ",".join(EXCLUDES))
+            .config("spark.jars.ivy", settings.spark.ivy_dir)
+        )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    if cached is None:
+        jars = [j.removeprefix("file:") for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
+        if jars:
+            _resolved_record(settings).write_text(json.dumps({"packages": list(PACKAGES), "jars": jars}, indent=1))
+    return spark

@@ -1,0 +1,56 @@
+"""The landing zone's object-key layout: the one place it is written.
+
+    <prefix>/upload_date=YYYY-MM-DD/hour=HH/<received_at_ms>-<batch_id>.<pb|json>.gz
+
+`upload_date` / `hour` are the collector's receive time in UTC. The collector names objects
+after its receive time, so `received_at_ms` travels with the object.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+ENCODING_SUFFIX = {"protobuf": ".pb.gz", "json": ".json.gz"}
+
+_KEY_RE = re.compile(
+    r"(?:^|/)upload_date=(?P<date>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/"
+    r"(?P<received>\d{13})-(?P<batch>[^/]+?)(?P<suffix>\.pb\.gz|\.json\.gz)$"
+)
+
+
+@dataclass(frozen=True)
+class LandingKey:
+    upload_date: date
+    hour: int
+    received_at_ms: int
+    batch_id: str
+    encoding: str
+
+
+def landing_object_key(prefix: str, *, received_at_ms: int, batch_id: str, encoding: str) -> str:
+    received = datetime.fromtimestamp(received_at_ms / 1000, tz=timezone.utc)
+    return (
+        f"{prefix.strip('/')}/upload_date={received:%Y-%m-%d}/hour={received:%H}/"
+        f"{received_at_ms:013d}-{batch_id}{ENCODING_SUFFIX[encoding]}"
+    )
+
+
+def upload_date_prefix(prefix: str, day: date) -> str:
+    """Key prefix of every object the collector received on `day` (UTC)."""
+    return f"{prefix.strip('/')}/upload_date={day:%Y-%m-%d}/"
+
+
+def parse_landing_key(key: str) -> LandingKey | None:
+    """The parts of a well-formed landing key, or None if the key does not follow the layout."""
+    match = _KEY_RE.search(key)
+    if match is None:
+        return None
+    return LandingKey(
+        upload_date=date.fromisoformat(match["date"]),
+        hour=int(match["hour"]),
+        received_at_ms=int(match["received"]),
+        batch_id=match["batch"],
+        encoding="json" if match["suffix"] == ".json.gz" else "protobuf",
+    )

@@ -1,0 +1,122 @@
+"""The table registry's vocabulary: column classification, retention tiers, table specs.
+
+Declarations live in `lake_layout.tables`; this module only defines what a declaration is.
+It imports no Spark at module level so that DAG files can read the registry at parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql.types import StructType
+
+    from lake_layout.config import Settings
+
+
+class Classification(str, Enum):
+    """How sensitive a column is; drives encryption, access and deletion (DSR) scope."""
+
+    PUBLIC = "public"  # safe to publish
+    INTERNAL = "internal"  # operational metadata, no personal data
+    PSEUDONYMOUS = "pseudonymous"  # personal data behind a keyed pseudonym (still GDPR personal data)
+    PERSONAL = "personal"  # directly describes a person's behaviour or place (location, coarse IP)
+    RESTRICTED = "restricted"  # encrypted originals; decryption limited to network operations
+
+
+class RetentionTier(str, Enum):
+    """Retention class of a table; periods per jurisdiction come from the retention policy."""
+
+    RAW = "raw"  # landing objects
+    BRONZE_RESTRICTED = "bronze_restricted"  # pseudonymized events with encrypted originals
+    OPERATIONAL = "operational"  # quarantine and ingestion manifests
+    SILVER = "silver"
+    GOLD_AGGREGATE = "gold_aggregate"  # anonymous aggregates
+    AUDIT = "audit"  # audit and lineage records, kept longest
+
+
+_SPARK_TYPES = {
+    "string": "StringType",
+    "int": "IntegerType",
+    "long": "LongType",
+    "double": "DoubleType",
+    "boolean": "BooleanType",
+    "timestamp": "TimestampType",
+    "date": "DateType",
+    "binary": "BinaryType",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # one of _SPARK_TYPES
+    classification: Classification
+    description: str
+    nullable: bool = True
+
+    def __post_init__(self) -> None:
+        if self.type not in _SPARK_TYPES:
+            raise ValueError(f"column {self.name}: unknown type {self.type!r}; known: {sorted(_SPARK_TYPES)}")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table: the only place its name, location, schema and policies are written."""
+
+    name: str  # "<layer>.<table>", e.g. "bronze.call_events"
+    description: str
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...] = ()
+    merge_keys: tuple[str, ...] = ()  # identity of a row; writers MERGE on these
+    retention_tier: RetentionTier = RetentionTier.OPERATIONAL
+    purpose: str = ""  # why the data is held (data minimization)
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        layer, _, table = self.name.partition(".")
+        if not layer or not table:
+            raise ValueError(f"table name {self.name!r} must be '<layer>.<table>'")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate column names")
+        for key in (*self.partition_by, *self.merge_keys):
+            if key not in names:
+                raise ValueError(f"{self.name}: {key!r} is not a column")
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def table(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def location(self, settings: "Settings") -> str:
+        """URI of the table's Delta directory under the configured lake root."""
+        return f"{settings.lake.root.rstrip('/')}/{self.layer}/{self.table}"
+
+    def asset_uri(self, settings: "Settings") -> str:
+        """URI for Airflow Assets: a local root becomes file://, s3a:// becomes s3://."""
+        location = self.location(settings)
+        if location.startswith("s3a://"):
+            return "s3://" + location[len("s3a://"):]
+        if "://" not in location:
+            return "file://" + location
+        return location
+
+    def columns_of(self, classification: Classification) -> list[str]:
+        return [c.name for c in self.columns if c.classification is classification]
+
+    def spark_schema(self) -> "StructType":
+        from pyspark.sql import types as T
+
+        return T.StructType(
+            [T.StructField(c.name, getattr(T, _SPARK_TYPES[c.type])(), c.nullable) for c in self.columns]
+        )

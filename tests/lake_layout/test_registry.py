@@ -1,0 +1,68 @@
+"""The registry and the settings loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lake_layout.config import SettingsError, load_settings
+from lake_layout.landing import landing_object_key, parse_landing_key, upload_date_prefix
+from lake_layout.registry import Classification, Column, TableSpec
+from lake_layout.tables import ALL_TABLES, BRONZE_CALL_EVENTS, table
+
+
+def test_every_table_declares_schema_partitioning_classification_and_retention() -> None:
+    names = [t.name for t in ALL_TABLES]
+    assert len(names) == len(set(names))
+    for spec in ALL_TABLES:
+        assert spec.merge_keys, spec.name
+        assert all(isinstance(c.classification, Classification) for c in spec.columns)
+        assert spec.spark_schema().fieldNames() == spec.column_names
+        assert spec.retention_tier is not None
+
+
+def test_bronze_holds_no_raw_identifier_columns() -> None:
+    forbidden = {"imei", "msisdn", "callee_msisdn", "device_id", "src_ip", "dst_ip"}
+    assert forbidden.isdisjoint(BRONZE_CALL_EVENTS.column_names)
+    assert BRONZE_CALL_EVENTS.columns_of(Classification.RESTRICTED) == ["ip_encrypted"]
+
+
+def test_locations_follow_the_lake_root() -> None:
+    local = load_settings(env={"VOIPLAKE_LAKE_ROOT": "/data/lake"})
+    s3 = load_settings(env={"VOIPLAKE_LAKE_ROOT": "s3a://lake-bucket/prefix/"})
+    assert BRONZE_CALL_EVENTS.location(local) == "/data/lake/bronze/call_events"
+    assert BRONZE_CALL_EVENTS.location(s3) == "s3a://lake-bucket/prefix/bronze/call_events"
+    assert BRONZE_CALL_EVENTS.asset_uri(s3) == "s3://lake-bucket/prefix/bronze/call_events"
+    assert BRONZE_CALL_EVENTS.asset_uri(local) == "file:///data/lake/bronze/call_events"
+    assert table("bronze.call_events") is BRONZE_CALL_EVENTS
+    with pytest.raises(KeyError, match="unknown table"):
+        table("bronze.nope")
+
+
+def test_spec_validation_names_the_problem() -> None:
+    with pytest.raises(ValueError, match="'<layer>.<table>'"):
+        TableSpec(name="nolayer", description="", columns=())
+    with pytest.raises(ValueError, match="'when' is not a column"):
+        TableSpec(name="a.b", description="", columns=(Column("x", "string", Classification.INTERNAL, ""),), partition_by=("when",))
+    with pytest.raises(ValueError, match="unknown type"):
+        Column("x", "varchar", Classification.INTERNAL, "")
+
+
+def test_settings_errors_name_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "s.toml"
+    bad.write_text((Path(__file__).parents[2] / "infra" / "voiplake.toml").read_text().replace("[spark]", "[spark]\nwarp = 9"))
+    with pytest.raises(SettingsError, match=r"unknown key\(s\) \['warp'\] in \[spark\]"):
+        load_settings(bad, env={})
+    with pytest.raises(SettingsError, match="spark.shuffle_partitions: expected int"):
+        load_settings(env={"VOIPLAKE_SPARK_SHUFFLE_PARTITIONS": "many"})
+    assert load_settings(env={"VOIPLAKE_SPARK_SHUFFLE_PARTITIONS": "3"}).spark.shuffle_partitions == 3
+
+
+def test_landing_keys_round_trip() -> None:
+    key = landing_object_key("uploads", received_at_ms=1_795_525_200_123, batch_id="b-1", encoding="json")
+    assert key == "uploads/upload_date=2026-11-24/hour=13/1795525200123-b-1.json.gz"
+    assert key.startswith(upload_date_prefix("uploads", parse_landing_key(key).upload_date))  # type: ignore[union-attr]
+    parsed = parse_landing_key(key)
+    assert parsed is not None and parsed.hour == 13 and parsed.encoding == "json" and parsed.batch_id == "b-1"
+    assert parse_landing_key("uploads/somewhere/else.gz") is None
