@@ -1,0 +1,1000 @@
+"""generate_telemetry: one deterministic, realistic day of landing objects, as the collector stores them.
+
+`generate_day(day, events=..., seed=..., keys=..., prefix=...)` simulates a subscriber population
+(B2B accounts with departments, plus consumers; 1-2 devices each) calling through one UTC day. Every
+call becomes call_start + call_end / call_failure events stamped with the device's own (skewed) clock;
+each device batches its events into signed uploads (gzip protobuf for iOS / Android, gzip JSON for web)
+and the collector names each object with its landing key. On top of clean traffic it adds what a real
+collector sees:
+
+* clock skew: most devices within ±2 s, ~3 % off by minutes to hours, ~0.3 % about a year ahead;
+* offline buffering: ~3 % of batches carry events from 1-3 days before `day` (received on `day`);
+* retried uploads: ~2 % of batches arrive twice (same batch_id and bytes, a later key);
+* injected faults (`FaultPlan`): corrupt / truncated gzip, tampered batches (re-hashed, not re-signed),
+  objects that are not uploads, an unsupported schema version, and invalid records in valid batches.
+
+Every `LandingObject` records what was injected, so tests and the end-to-end run check bronze's
+accounting object by object. Same (day, events, seed, keys) -> byte-identical keys and bodies: all
+randomness comes from `random.Random` streams seeded by strings, and gzip's mtime is 0.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import ipaddress
+import json
+import math
+import random
+import uuid
+import zlib
+from bisect import bisect
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from itertools import accumulate
+from typing import Any, Callable
+
+from jobs.keys import KeyMaterial
+from jobs.telemetry import upload_pb2 as pb
+from jobs.telemetry.codec import EVENT_FIELDS, Header, encode_json, encode_protobuf
+from lake_layout.landing import landing_object_key
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+EVENTS_PER_SUBSCRIBER = 40  # subscribers per generated day ~ events / 40
+MIN_SUBSCRIBERS = 20
+EVENTS_PER_OBJECT_ESTIMATE = 40  # what `FaultPlan.default` assumes when turning objects into events
+RETRY_SHARE = 0.02
+OFFLINE_SHARE = 0.03
+FAILURE_SHARE = 0.08
+NO_END_SHARE = 0.01  # calls whose app died: a call_start and nothing else
+MEDIAN_CALL_MS = 90_000
+MAX_CALL_MS = 4 * HOUR_MS
+MAX_BATCH_EVENTS = 200  # the SDK's buffer cap: a full buffer is flushed at once
+UNSUPPORTED_SCHEMA_VERSION = 7
+_EVENT_END_MARGIN_MS = 10_000  # last event of the day at least this long before midnight, so its upload lands on `day`
+_SEND_END_MARGIN_MS = 3_000
+
+FAULT_KINDS = ("corrupt", "truncated", "tampered", "wrong_schema", "unsupported_version")
+# Quarantine reason(s) bronze must give each object-level fault.
+EXPECTED_REJECTION_REASONS: dict[str, frozenset[str]] = {
+    "corrupt": frozenset({"corrupt_compression"}),
+    "truncated": frozenset({"corrupt_compression"}),
+    "tampered": frozenset({"bad_signature"}),
+    "wrong_schema": frozenset({"wrong_schema", "undecodable_envelope"}),
+    "unsupported_version": frozenset({"unsupported_schema_version"}),
+}
+BAD_RECORD_REASONS = ("invalid_msisdn", "missing_required_field", "invalid_duration", "invalid_ip")
+
+PLATFORM_SHARES = (("ios", 0.40), ("android", 0.45), ("web", 0.15))
+# app_version -> (CallEvent schema version, share of installs); the oldest releases still send schema 1.
+APP_VERSIONS: dict[str, tuple[tuple[str, int, float], ...]] = {
+    "ios": (("5.1.0", 1, 0.15), ("5.2.0", 2, 0.30), ("6.0.1", 2, 0.55)),
+    "android": (("5.0.3", 1, 0.20), ("5.2.1", 2, 0.30), ("6.0.0", 2, 0.50)),
+    "web": (("2024.11", 1, 0.25), ("2025.3", 2, 0.75)),
+}
+# Type allocation codes (first 8 IMEI digits): Apple and Samsung under "35", Chinese vendors under "86".
+_TACS = {
+    "ios": ("35391110", "35328511", "35674108", "35407115", "35299209"),
+    "android": ("35260011", "35467611", "35875610", "86753104", "86892605", "86220405"),
+}
+DEPARTMENTS = (
+    "sales", "support", "engineering", "operations", "finance", "field-service", "marketing", "logistics",
+    "management", "hr",
+)
+FAILURE_REASONS = (("busy", 0.25), ("no_answer", 0.35), ("network_error", 0.20), ("codec_mismatch", 0.05),
+                   ("timeout", 0.15))
+SIGNAL_METRICS = {  # network_type -> (signal_metric, low, high, mode)
+    "wifi": ("wifi_rssi_dbm", -90, -30, -58),
+    "5g": ("nr_rsrp_dbm", -120, -80, -98),
+    "lte": ("lte_rsrp_dbm", -125, -70, -97),
+    "3g": ("umts_rscp_dbm", -115, -60, -88),
+    "2g": ("gsm_rssi_asu", 0, 31, 14),
+}
+_CELLULAR_MIX = (("5g", 0.25), ("lte", 0.58), ("3g", 0.11), ("2g", 0.06))
+_MOS_BASE = {"ethernet": 4.35, "wifi": 4.2, "5g": 4.1, "lte": 3.95, "3g": 3.4, "2g": 2.7}
+_JITTER_BASE_MS = {"ethernet": 3, "wifi": 12, "5g": 9, "lte": 16, "3g": 35, "2g": 60}
+_CODEC_KBPS = {"ethernet": 48, "wifi": 46, "5g": 44, "lte": 40, "3g": 24, "2g": 14}  # Opus + RTP/UDP/IP overhead
+
+# Relative call volume per local hour (0-23): business lines peak in office hours, consumers in the evening.
+_BUSINESS_HOURS = (0.05, 0.03, 0.02, 0.02, 0.03, 0.08, 0.25, 0.7, 1.6, 2.4, 2.6, 2.4,
+                   1.7, 2.0, 2.4, 2.4, 2.1, 1.6, 0.9, 0.5, 0.35, 0.25, 0.15, 0.08)
+_CONSUMER_HOURS = (0.35, 0.2, 0.1, 0.06, 0.05, 0.08, 0.2, 0.5, 0.9, 1.1, 1.2, 1.3,
+                   1.4, 1.3, 1.2, 1.2, 1.3, 1.5, 1.8, 2.0, 1.9, 1.5, 1.0, 0.6)
+
+
+# ----------------------------------------------------------------------------- reference data
+
+@dataclass(frozen=True)
+class City:
+    name: str
+    country_code: str  # where a device in this city is: ISO 3166-1 alpha-2, "US-CA" for California
+    latitude: float
+    longitude: float
+    utc_offset_h: float  # standard time; DST is irrelevant for a diurnal shape
+    area_codes: tuple[str, ...] = ()  # NANP cities: local numbers use these
+
+
+@dataclass(frozen=True)
+class Market:
+    """A home market: numbering plan, carriers, cities, public address space, nearest media-relay region."""
+
+    home: str  # subscribers' home country code: ISO 3166-1 alpha-2, "US-CA" for California
+    jurisdiction: str  # "EU" | "US-CA" | "US-other" | "other"
+    weight: float
+    calling_code: str
+    mobile_plan: tuple[tuple[str, int], ...]  # (prefix after the calling code, digits that follow)
+    landline_plan: tuple[tuple[str, int], ...]
+    cities: tuple[City, ...]
+    carriers: tuple[str, ...]  # MCC-MNC, most subscribed first
+    mobile_v4: tuple[str, ...]
+    mobile_v6: tuple[str, ...]
+    fixed_v4: tuple[str, ...]
+    fixed_v6: tuple[str, ...]
+    relay_region: str
+
+
+def _nanp(*area_codes: str) -> tuple[tuple[str, int], ...]:
+    return tuple((code, 7) for code in area_codes)
+
+
+_EU_MOBILE_DE = tuple((p, 8) for p in (
+    "151", "152", "157", "159", "160", "162", "163", "170", "171", "172", "173", "174", "175", "176", "177", "178", "179"))
+_US_MOBILE_V4 = ("172.56.0.0/14", "166.128.0.0/9", "174.192.0.0/10")
+_US_MOBILE_V6 = ("2607:fb90::/32", "2600:380::/26", "2600:1000::/28")
+_US_CARRIERS = ("310260", "310410", "311480")
+
+MARKETS: tuple[Market, ...] = (
+    Market("DE", "EU", 0.22, "49", _EU_MOBILE_DE, (("30", 8), ("89", 8)),
+           (City("Berlin", "DE", 52.5200, 13.4050, 1.0), City("Munich", "DE", 48.1372, 11.5756, 1.0)),
+           ("26201", "26202", "26203"),
+           ("80.187.0.0/16", "109.40.0.0/16", "176.0.0.0/16"), ("2a01:598::/32", "2a01:59f::/32"),
+           ("91.0.0.0/10", "79.192.0.0/10"), ("2003::/19",), "eu-central"),
+    Market("FR", "EU", 0.10, "33", (("6", 8), ("7", 8)), (("1", 8),),
+           (City("Paris", "FR", 48.8566, 2.3522, 1.0),),
+           ("20801", "20810", "20820", "20815"),
+           ("92.184.0.0/15", "37.160.0.0/12"), ("2a01:cd00::/28",),
+           ("90.0.0.0/9", "82.64.0.0/10"), ("2a01:cb00::/24", "2a01:e00::/26"), "eu-central"),
+    Market("ES", "EU", 0.08, "34", (("6", 8),), (("91", 7),),
+           (City("Madrid", "ES", 40.4168, -3.7038, 1.0),),
+           ("21407", "21401", "21403"),
+           ("88.0.0.0/13", "37.132.0.0/14"), ("2a0c:5a80::/29",),
+           ("83.32.0.0/11",), ("2a02:9000::/23",), "eu-central"),
+    Market("GB", "other", 0.08, "44", (("7", 9),), (("20", 8),),
+           (City("London", "GB", 51.5074, -0.1278, 0.0),),
+           ("23430", "23410", "23415", "23420"),
+           ("31.94.0.0/16", "92.40.0.0/14"), ("2a01:4c8::/32",),
+           ("86.128.0.0/10",), ("2a00:23c0::/26",), "eu-central"),
+    Market("US-CA", "US-CA", 0.14, "1", _nanp("415", "628", "213", "310", "323"), _nanp("415", "213"),
+           (City("San Francisco", "US-CA", 37.7749, -122.4194, -8.0, ("415", "628")),
+            City("Los Angeles", "US-CA", 34.0522, -118.2437, -8.0, ("213", "310", "323"))),
+           _US_CARRIERS, _US_MOBILE_V4, _US_MOBILE_V6, ("73.0.0.0/8",), ("2601::/20",), "us-west"),
+    Market("US", "US-other", 0.14, "1", _nanp("212", "646", "917", "312", "773"), _nanp("212", "312"),
+           (City("New York", "US", 40.7128, -74.0060, -5.0, ("212", "646", "917")),
+            City("Chicago", "US", 41.8781, -87.6298, -6.0, ("312", "773"))),
+           _US_CARRIERS, _US_MOBILE_V4, _US_MOBILE_V6, ("73.0.0.0/8", "24.0.0.0/12"), ("2601::/20",), "us-east"),
+    Market("BR", "other", 0.08, "55", (("119", 8),), (("11", 8),),
+           (City("São Paulo", "BR", -23.5505, -46.6333, -3.0),),
+           ("72406", "72405", "72402"),
+           ("179.96.0.0/13", "191.8.0.0/13"), ("2804:18::/32",),
+           ("187.0.0.0/11",), ("2804:14c::/32",), "sa-east"),
+    Market("IN", "other", 0.08, "91", (("9", 9),), (("22", 8),),
+           (City("Mumbai", "IN", 19.0760, 72.8777, 5.5),),
+           ("405874", "40492", "40420"),
+           ("49.32.0.0/11", "106.192.0.0/11"), ("2409:4000::/22",),
+           ("122.160.0.0/12",), ("2401:4900::/32",), "ap-south"),
+    Market("JP", "other", 0.08, "81", (("90", 8), ("80", 8), ("70", 8)), (("3", 8),),
+           (City("Tokyo", "JP", 35.6762, 139.6503, 9.0),),
+           ("44010", "44020", "44050"),
+           ("1.66.0.0/15", "126.0.0.0/8"), ("2001:268::/32",),
+           ("153.128.0.0/9",), ("240b:10::/28",), "ap-northeast"),
+)
+MARKETS_BY_HOME = {m.home: m for m in MARKETS}
+
+# TURN / media relays by cloud region: (IPv4 ranges, IPv6 ranges).
+_RELAY_RANGES = {
+    "eu-central": (("3.120.0.0/14",), ("2a05:d014::/36",)),
+    "us-west": (("54.183.0.0/16",), ("2600:1f1c::/36",)),
+    "us-east": (("3.80.0.0/12",), ("2600:1f18::/33",)),
+    "sa-east": (("18.228.0.0/16",), ("2600:1f1e::/36",)),
+    "ap-south": (("13.232.0.0/14",), ("2406:da1a::/36",)),
+    "ap-northeast": (("13.112.0.0/14",), ("2406:da14::/36",)),
+}
+_RELAYS_PER_REGION = 6
+
+
+# ----------------------------------------------------------------------------- public types
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """How many landing objects (or records) of each fault to inject; 0 = none.
+
+    Object-level faults go to distinct objects whose batch was uploaded once (never to a retried batch,
+    so a retry's body always equals its original's); bad records go to valid, correctly signed batches.
+    """
+
+    corrupt: int = 0  # bytes flipped inside the gzip stream -> corrupt_compression
+    truncated: int = 0  # gzip blob cut short -> corrupt_compression
+    tampered: int = 0  # an event altered after signing, payload_sha256 recomputed, not re-signed -> bad_signature
+    wrong_schema: int = 0  # valid gzip of something that is not an upload -> wrong_schema
+    unsupported_version: int = 0  # correctly signed batch with schema_version 7 -> unsupported_schema_version
+    bad_records: int = 0  # invalid events inside valid batches (see BAD_RECORD_REASONS)
+
+    def __post_init__(self) -> None:
+        for name in (*FAULT_KINDS, "bad_records"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"FaultPlan.{name} must be a non-negative integer, got {value!r}")
+
+    @classmethod
+    def default(cls, n_objects: int) -> FaultPlan:
+        """~0.5 % of `n_objects` per object-level fault and bad records for ~0.2 % of the events
+        (assuming ~40 events per object); at least one of each."""
+        if n_objects < 1:
+            raise ValueError(f"FaultPlan.default needs n_objects >= 1, got {n_objects}")
+        per_kind = max(1, round(n_objects * 0.005))
+        bad = max(1, round(n_objects * EVENTS_PER_OBJECT_ESTIMATE * 0.002))
+        return cls(per_kind, per_kind, per_kind, per_kind, per_kind, bad)
+
+    def object_faults(self) -> dict[str, int]:
+        """Object-level fault kind -> count, in `FAULT_KINDS` order."""
+        return {kind: getattr(self, kind) for kind in FAULT_KINDS}
+
+
+@dataclass(frozen=True)
+class LandingObject:
+    """One object as the collector stored it, plus the ground truth of what was injected into it."""
+
+    key: str
+    body: bytes
+    fault: str | None  # None or one of FAULT_KINDS
+    event_count: int  # events in the batch as built (before faults)
+    bad_record_indexes: tuple[int, ...] = ()  # positions of events made invalid
+    bad_record_reasons: tuple[str, ...] = ()  # parallel to bad_record_indexes, from BAD_RECORD_REASONS
+    is_retry: bool = False  # a second upload of an earlier batch: same batch_id and body, later received_at
+
+
+@dataclass(frozen=True)
+class Account:
+    """A B2B customer account; consumers have no account row and account_id "consumer"."""
+
+    account_id: str  # "acct-0007"
+    home: str  # market (country code) of the headquarters
+    departments: tuple[str, ...]
+    created_on: date
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    msisdn: str  # E.164, valid for the home market's numbering plan
+    account_id: str  # "acct-NNNN" or "consumer"
+    department: str | None  # B2B only
+    home_country: str  # ISO 3166-1 alpha-2, "US-CA" for California
+    jurisdiction: str  # "EU" | "US-CA" | "US-other" | "other"
+    home_city: str
+    home_mccmnc: str
+    telemetry_level: str  # "basic" | "diagnostic"
+    diagnostics_opt_out: bool
+    created_on: date
+    activity: float  # relative call volume; heavy users call many times more than light ones
+
+    @property
+    def is_b2b(self) -> bool:
+        return self.account_id != "consumer"
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str  # UUID string
+    msisdn: str  # owner
+    platform: str  # "ios" | "android" | "web"
+    app_version: str
+    schema_version: int  # CallEvent schema the app version sends
+    imei: str | None  # 15 digits with a Luhn check digit; None for web
+    clock_skew_ms: int  # device clock minus true time
+    usage_share: float  # primary device 1.0, a second one less
+
+
+@dataclass(frozen=True)
+class Population:
+    accounts: list[Account]  # B2B accounts
+    subscribers: list[Subscriber]
+    devices: list[Device]
+
+
+@dataclass(frozen=True)
+class GeneratedDay:
+    day: date
+    objects: list[LandingObject]  # sorted by key (= by receive time)
+    population: Population
+
+    @property
+    def events_total(self) -> int:
+        """Sum of event_count over all objects, retries included."""
+        return sum(o.event_count for o in self.objects)
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+def luhn_check_digit(digits: str) -> str:
+    """The Luhn check digit to append to `digits` (as for IMEIs and card numbers)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:  # every second digit from the right, counting the check digit to come
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def luhn_valid(number: str) -> bool:
+    return number.isdigit() and len(number) >= 2 and luhn_check_digit(number[:-1]) == number[-1]
+
+
+def _uuid4(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _weighted(rng: random.Random, options: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([o for o, _ in options], weights=[w for _, w in options])[0]
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return str(rng.randrange(10**n)).zfill(n)
+
+
+def _phone_number(rng: random.Random, market: Market, plan: tuple[tuple[str, int], ...]) -> str:
+    prefix, n = rng.choice(plan)
+    # First subscriber digit 2-9: NANP exchange codes cannot start with 0/1, and it is harmless elsewhere.
+    return f"+{market.calling_code}{prefix}{rng.randint(2, 9)}{_digits(rng, n - 1)}"
+
+
+def _national_format(msisdn: str) -> str:
+    """How a user types a number locally: what a buggy client sends instead of E.164 ("0151-1234567")."""
+    for market in MARKETS:
+        if msisdn.startswith("+" + market.calling_code):
+            national = msisdn[1 + len(market.calling_code):]
+            if market.calling_code == "1":
+                return f"({national[:3]}) {national[3:6]}-{national[6:]}"
+            return f"0{national[:3]}-{national[3:]}"
+    return msisdn.lstrip("+")
+
+
+@dataclass(frozen=True)
+class _AddressPool:
+    """Public address ranges of one kind (a carrier's mobile pool, broadband, relays)."""
+
+    ranges: tuple[tuple[int, int, int], ...]  # (version, first address, size)
+
+    @classmethod
+    def of(cls, cidrs: tuple[str, ...]) -> _AddressPool:
+        nets = [ipaddress.ip_network(c) for c in cidrs]
+        return cls(tuple((n.version, int(n.network_address), n.num_addresses) for n in nets))
+
+    def draw(self, rng: random.Random) -> str:
+        version, first, size = rng.choice(self.ranges)
+        offset = rng.randrange(1, size - 1)  # never the range's network or broadcast address
+        if version == 4:
+            return str(ipaddress.IPv4Address(first + offset))
+        return str(ipaddress.IPv6Address(first + offset))
+
+
+@lru_cache(maxsize=None)
+def _pools(home: str) -> dict[str, _AddressPool]:
+    m = MARKETS_BY_HOME[home]
+    return {"mobile4": _AddressPool.of(m.mobile_v4), "mobile6": _AddressPool.of(m.mobile_v6),
+            "fixed4": _AddressPool.of(m.fixed_v4), "fixed6": _AddressPool.of(m.fixed_v6)}
+
+
+@lru_cache(maxsize=None)
+def _relays(region: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A small fixed fleet of media relays per region, the same for every seed and day."""
+    rng = random.Random(f"voiplake-relays:{region}")
+    v4, v6 = _RELAY_RANGES[region]
+    return (tuple(_AddressPool.of(v4).draw(rng) for _ in range(_RELAYS_PER_REGION)),
+            tuple(_AddressPool.of(v6).draw(rng) for _ in range(_RELAYS_PER_REGION)))
+
+
+@lru_cache(maxsize=None)
+def _hour_cum_weights(business: bool, utc_offset_h: float) -> tuple[float, ...]:
+    """Cumulative weights of the 24 UTC hours for a caller living at `utc_offset_h`."""
+    local = _BUSINESS_HOURS if business else _CONSUMER_HOURS
+    return tuple(accumulate(local[int(math.floor(h + utc_offset_h)) % 24] for h in range(24)))
+
+
+def _canonical_json(obj: Any) -> bytes:
+    """The upload format's canonical JSON (docs/landing_format.md): sorted keys, no spaces, ASCII."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _gunzips(blob: bytes) -> bool:
+    try:
+        gzip.decompress(blob)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return True
+
+
+def _day_start_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+# ----------------------------------------------------------------------------- population
+
+def _imei(rng: random.Random, platform: str) -> str:
+    body = rng.choice(_TACS[platform]) + _digits(rng, 6)
+    return body + luhn_check_digit(body)
+
+
+def _clock_skew_ms(rng: random.Random) -> int:
+    r = rng.random()
+    if r < 0.003:  # clock set about a year ahead (wrong year picked by hand, dead RTC battery)
+        return 365 * DAY_MS + int(rng.gauss(0, 2 * HOUR_MS))
+    if r < 0.033:  # manual clock / wrong time zone: minutes to hours off, either way
+        magnitude = math.exp(rng.uniform(math.log(2 * 60_000), math.log(6 * HOUR_MS)))
+        return int(magnitude) * rng.choice((-1, 1))
+    return max(-2000, min(2000, int(rng.gauss(0, 600))))
+
+
+def _device(rng: random.Random, msisdn: str, usage_share: float) -> Device:
+    platform = _weighted(rng, PLATFORM_SHARES)
+    versions = APP_VERSIONS[platform]
+    app_version, schema_version, _ = rng.choices(versions, weights=[v[2] for v in versions])[0]
+    return Device(
+        device_id=_uuid4(rng), msisdn=msisdn, platform=platform, app_version=app_version,
+        schema_version=schema_version, imei=None if platform == "web" else _imei(rng, platform),
+        clock_skew_ms=_clock_skew_ms(rng), usage_share=usage_share,
+    )
+
+
+def build_population(*, n_subscribers: int, seed: int, as_of: date = date(2026, 1, 1)) -> Population:
+    """Accounts, subscribers and their devices, deterministic for (n_subscribers, seed).
+
+    ~n_subscribers/80 (at least 3) B2B accounts with 2-8 departments hold ~80 % of the subscribers; the rest are
+    consumers (account_id "consumer"). MSISDNs are unique E.164 numbers of the home market; every
+    subscriber and account was created before `as_of`; each subscriber has 1-2 devices. `as_of` only
+    moves the creation dates, so the same seed gives the same people and devices on every day.
+    """
+    if n_subscribers < 1:
+        raise ValueError(f"n_subscribers must be >= 1, got {n_subscribers}")
+    rng = random.Random(f"voiplake-population:{seed}")
+    market_weights = [m.weight for m in MARKETS]
+
+    accounts: list[Account] = []
+    for i in range(max(3, round(n_subscribers / 80))):  # at least a few, so a small population is not one company
+        market = rng.choices(MARKETS, weights=market_weights)[0]
+        accounts.append(Account(
+            account_id=f"acct-{i + 1:04d}", home=market.home,
+            departments=tuple(rng.sample(DEPARTMENTS, rng.randint(2, 8))),
+            created_on=as_of - timedelta(days=rng.randint(60, 3000)),
+        ))
+    account_sizes = [rng.lognormvariate(0, 1.0) for _ in accounts]  # a few large customers, many small ones
+
+    used: set[str] = set()
+    subscribers: list[Subscriber] = []
+    devices: list[Device] = []
+    for _ in range(n_subscribers):
+        account: Account | None = None
+        if rng.random() < 0.8:
+            account = rng.choices(accounts, weights=account_sizes)[0]
+            market = MARKETS_BY_HOME[account.home] if rng.random() < 0.85 else rng.choices(MARKETS, weights=market_weights)[0]
+            days_since_account = (as_of - account.created_on).days
+            created_on = account.created_on + timedelta(days=rng.randint(0, days_since_account - 1))
+            department: str | None = rng.choice(account.departments)
+            # Agents in support and sales live on the phone.
+            activity = rng.lognormvariate(0, 0.7) * (2.2 if department in ("support", "sales") else 1.2)
+        else:
+            market = rng.choices(MARKETS, weights=market_weights)[0]
+            created_on = as_of - timedelta(days=rng.randint(1, 2500))
+            department = None
+            activity = rng.lognormvariate(0, 0.8) * 0.6
+        city = rng.choice(market.cities)
+        plan = _nanp(*city.area_codes) if city.area_codes else market.mobile_plan
+        msisdn = _phone_number(rng, market, plan)
+        while msisdn in used:
+            msisdn = _phone_number(rng, market, plan)
+        used.add(msisdn)
+        subscribers.append(Subscriber(
+            msisdn=msisdn, account_id=account.account_id if account else "consumer", department=department,
+            home_country=market.home, jurisdiction=market.jurisdiction, home_city=city.name,
+            home_mccmnc=rng.choices(market.carriers, weights=range(len(market.carriers) + 1, 1, -1))[0],
+            telemetry_level="diagnostic" if rng.random() < 0.6 else "basic",
+            diagnostics_opt_out=rng.random() < 0.1, created_on=created_on, activity=activity,
+        ))
+        devices.append(_device(rng, msisdn, 1.0))
+        if rng.random() < 0.3:
+            devices.append(_device(rng, msisdn, rng.uniform(0.1, 0.5)))
+    return Population(accounts=accounts, subscribers=subscribers, devices=devices)
+
+
+# ----------------------------------------------------------------------------- one device's day
+
+@dataclass
+class _Batch:
+    """A device's upload as built, before encoding."""
+
+    device: Device
+    events: list[dict[str, Any]]
+    batch_id: str
+    send_ms: int  # true time the upload left the device
+    received_ms: int
+    time_sync: tuple[tuple[int, int, int], ...]
+    retry_received_ms: int | None = None
+    fault: str | None = None
+    bad: list[tuple[int, str]] = field(default_factory=list)
+
+
+class _DeviceDay:
+    """Where a device is today and how it connects: location, serving carrier, addresses, networks."""
+
+    def __init__(self, rng: random.Random, device: Device, subscriber: Subscriber) -> None:
+        self.device = device
+        self.subscriber = subscriber
+        home = MARKETS_BY_HOME[subscriber.home_country]
+        if rng.random() < 0.03:  # abroad today
+            others = [m for m in MARKETS if m.calling_code != home.calling_code]
+            self.market = rng.choices(others, weights=[m.weight for m in others])[0]
+            self.city = rng.choice(self.market.cities)
+        else:
+            self.market = home
+            home_city = next(c for c in home.cities if c.name == subscriber.home_city)
+            self.city = home_city if rng.random() < 0.9 else rng.choice(home.cities)
+        self.native = device.platform != "web"
+        roaming = self.market is not home
+        self.carrier = (rng.choice(self.market.carriers) if roaming else subscriber.home_mccmnc) if self.native else None
+        self.latitude = self.city.latitude + rng.gauss(0, 0.06)
+        self.longitude = self.city.longitude + rng.gauss(0, 0.08)
+        self.shares_location = self.native or rng.random() < 0.4  # browsers: only if the user allowed it
+        self.wifi_share = rng.uniform(0.25, 0.8)
+        self.web_network = "ethernet" if rng.random() < 0.4 else "wifi"
+        fixed = _pools(self.market.home)
+        self.fixed_ip = (fixed["fixed6"] if rng.random() < 0.35 else fixed["fixed4"]).draw(rng)
+        # Roaming data is home-routed: the public mobile address belongs to the home carrier.
+        self.mobile_pool = _pools(home.home)["mobile6" if rng.random() < 0.55 else "mobile4"]
+        self.relays = _relays(self.market.relay_region)
+        self.flush_every_ms = rng.randint(10 * HOUR_MS, 24 * HOUR_MS)
+
+
+def _signal(rng: random.Random, network: str) -> float:
+    _, low, high, mode = SIGNAL_METRICS[network]
+    return float(round(rng.triangular(low, high, mode)))
+
+
+class _CallSimulator:
+    """Turns calls into events (true time in event_ms; the device's skew is added when batching)."""
+
+    def __init__(self, rng: random.Random, population: Population, seed: int) -> None:
+        self.rng = rng
+        self.seed = seed
+        self.subscribers = population.subscribers
+        self.colleagues: dict[str, list[str]] = {}
+        for s in population.subscribers:
+            if s.is_b2b:
+                self.colleagues.setdefault(s.account_id, []).append(s.msisdn)
+        self._contacts: dict[str, list[str]] = {}
+
+    def contacts(self, subscriber: Subscriber) -> list[str]:
+        """Outside numbers a subscriber keeps calling; stable for a seed, whatever the day."""
+        found = self._contacts.get(subscriber.msisdn)
+        if found is None:
+            crng = random.Random(f"voiplake-contacts:{self.seed}:{subscriber.msisdn}")
+            home = MARKETS_BY_HOME[subscriber.home_country]
+            found = []
+            for _ in range(crng.randint(5, 25)):
+                r = crng.random()
+                if r < 0.70:
+                    found.append(_phone_number(crng, home, home.mobile_plan))
+                elif r < 0.95:
+                    found.append(_phone_number(crng, home, home.landline_plan))
+                else:
+                    other = crng.choice(MARKETS)
+                    found.append(_phone_number(crng, other, other.mobile_plan))
+            self._contacts[subscriber.msisdn] = found
+        return found
+
+    def callee(self, subscriber: Subscriber) -> str:
+        rng = self.rng
+        r = rng.random()
+        if r < 0.35:  # on-net: a colleague for business lines, anyone for consumers
+            pool = self.colleagues.get(subscriber.account_id) if rng.random() < 0.6 else None
+            if not pool or len(pool) < 2:
+                pool = None
+            for _ in range(5):
+                pick = rng.choice(pool) if pool else rng.choice(self.subscribers).msisdn
+                if pick != subscriber.msisdn:
+                    return pick
+        if r < 0.85:
+            return rng.choice(self.contacts(subscriber))
+        market = MARKETS_BY_HOME[subscriber.home_country] if rng.random() < 0.9 else rng.choice(MARKETS)
+        return _phone_number(rng, market, market.mobile_plan)
+
+    def call(self, ctx: _DeviceDay, start_ms: int, end_limit_ms: int) -> list[dict[str, Any]]:
+        """One call's events with true times, all ending by `end_limit_ms`."""
+        rng = self.rng
+        device, subscriber = ctx.device, ctx.subscriber
+        if ctx.native:
+            network = "wifi" if rng.random() < ctx.wifi_share else _weighted(rng, _CELLULAR_MIX)
+        else:
+            network = ctx.web_network
+        src_ip = ctx.fixed_ip if network in ("wifi", "ethernet") else ctx.mobile_pool.draw(rng)
+        v6 = ":" in src_ip
+        if rng.random() < 0.75:  # relayed media (TURN) ...
+            dst_ip = rng.choice(ctx.relays[1] if v6 else ctx.relays[0])
+        else:  # ... or peer to peer, to the other side's broadband address
+            peer = _pools(rng.choice(MARKETS).home)
+            dst_ip = (peer["fixed6"] if v6 else peer["fixed4"]).draw(rng)
+
+        r = rng.random()
+        outcome = "none" if r < NO_END_SHARE else ("failure" if r < NO_END_SHARE + FAILURE_SHARE else "end")
+        failure_reason = None
+        duration_ms = 0
+        if outcome == "end":
+            ring_ms = rng.randint(2_000, 20_000)
+            duration_ms = min(MAX_CALL_MS, max(1_000, int(rng.lognormvariate(math.log(MEDIAN_CALL_MS), 1.1))))
+            terminal_after_ms = ring_ms + duration_ms
+        elif outcome == "failure":
+            failure_reason = _weighted(rng, FAILURE_REASONS)
+            terminal_after_ms = {
+                "busy": rng.randint(800, 4_000), "no_answer": rng.randint(30_000, 60_000),
+                "network_error": rng.randint(300, 20_000), "codec_mismatch": rng.randint(500, 3_000),
+                "timeout": rng.randint(30_000, 45_000),
+            }[failure_reason]
+        else:
+            terminal_after_ms = 0
+        if start_ms + terminal_after_ms > end_limit_ms:  # a call (at most ~4 h) started late: keep it inside the day
+            start_ms = end_limit_ms - terminal_after_ms
+
+        common: dict[str, Any] = {
+            "call_id": _uuid4(rng), "msisdn": subscriber.msisdn, "callee_msisdn": self.callee(subscriber),
+            "account_id": subscriber.account_id, "src_ip": src_ip, "dst_ip": dst_ip, "network_type": network,
+            "signal_metric": SIGNAL_METRICS[network][0] if network in SIGNAL_METRICS else None,
+            "country_code": ctx.city.country_code, "carrier_mccmnc": ctx.carrier,
+        }
+        if ctx.shares_location:
+            common["latitude"] = round(ctx.latitude + rng.gauss(0, 0.01), 5)
+            common["longitude"] = round(ctx.longitude + rng.gauss(0, 0.01), 5)
+        v2 = device.schema_version >= 2
+        if v2:
+            common["telemetry_level"] = subscriber.telemetry_level
+            common["diagnostics_opt_out"] = subscriber.diagnostics_opt_out
+        elif device.imei is not None:
+            common["imei"] = device.imei
+
+        def event(event_type: str, at_ms: int) -> dict[str, Any]:
+            e = dict(common)
+            e["event_id"] = _uuid4(rng)
+            e["event_type"] = event_type
+            e["event_ms"] = at_ms
+            if network in SIGNAL_METRICS:
+                e["signal_value"] = _signal(rng, network)
+            return e
+
+        events = [event("call_start", start_ms)]
+        if outcome == "end":
+            end = event("call_end", start_ms + terminal_after_ms)
+            end["duration_ms"] = duration_ms
+            if v2:
+                kbps = _CODEC_KBPS[network] * 125  # bytes per second
+                end["bytes_sent"] = int(duration_ms / 1000 * kbps * rng.uniform(0.85, 1.05))
+                end["bytes_received"] = int(duration_ms / 1000 * kbps * rng.uniform(0.85, 1.05))
+                if subscriber.telemetry_level == "diagnostic" and not subscriber.diagnostics_opt_out:
+                    weak = 0.0
+                    if network in SIGNAL_METRICS and network != "2g":
+                        _, low, high, _ = SIGNAL_METRICS[network]
+                        weak = max(0.0, (high - end["signal_value"]) / (high - low) - 0.5)
+                    mos = _MOS_BASE[network] - 1.6 * weak + rng.gauss(0, 0.25)
+                    end["mos"] = round(min(4.5, max(1.0, mos)), 2)
+                    end["jitter_ms"] = min(500, int(_JITTER_BASE_MS[network] * rng.lognormvariate(0, 0.5)))
+            events.append(end)
+        elif outcome == "failure":
+            fail = event("call_failure", start_ms + terminal_after_ms)
+            fail["failure_reason"] = failure_reason
+            events.append(fail)
+        return events
+
+
+def _time_sync(rng: random.Random, send_ms: int, skew_ms: int) -> tuple[tuple[int, int, int], ...]:
+    """1-2 NTP-like samples taken before the send: server_ms - device_ms ~ one-way delay - skew."""
+    samples = []
+    taken = send_ms - rng.randint(0, 1_500)
+    for _ in range(1 if rng.random() < 0.6 else 2):
+        rtt = max(8, min(3_000, int(rng.lognormvariate(math.log(120), 0.6))))
+        sample_at = taken - rtt
+        samples.append((sample_at + skew_ms, sample_at + int(rtt * rng.uniform(0.35, 0.65)), rtt))
+        taken = sample_at - rng.randint(10 * 60_000, 4 * HOUR_MS)  # the previous sync, earlier
+    return tuple(reversed(samples))
+
+
+def _device_batches(
+    rng: random.Random, sim: _CallSimulator, ctx: _DeviceDay, n_calls: int, day_start_ms: int
+) -> list[_Batch]:
+    """A device's calls of the day, batched the way the SDK flushes: every few hours or when the buffer is full."""
+    device = ctx.device
+    cum = _hour_cum_weights(ctx.subscriber.is_b2b, ctx.city.utc_offset_h)
+    end_limit = day_start_ms + DAY_MS - _EVENT_END_MARGIN_MS
+    starts = sorted(
+        day_start_ms + bisect(cum, rng.random() * cum[-1]) * HOUR_MS + rng.randrange(HOUR_MS) for _ in range(n_calls)
+    )
+    calls = sorted((sim.call(ctx, min(s, end_limit), end_limit) for s in starts), key=lambda c: c[0]["event_ms"])
+
+    groups: list[list[list[dict[str, Any]]]] = []
+    current: list[list[dict[str, Any]]] = []
+    current_events = 0
+    for call in calls:
+        if current and (call[0]["event_ms"] - current[0][0]["event_ms"] > ctx.flush_every_ms
+                        or current_events + len(call) > MAX_BATCH_EVENTS):
+            groups.append(current)
+            current, current_events = [], 0
+        current.append(call)
+        current_events += len(call)
+    if current:
+        groups.append(current)
+
+    batches = []
+    for i, group in enumerate(groups):
+        events = sorted((e for call in group for e in call), key=lambda e: e["event_ms"])
+        last_ms = events[-1]["event_ms"]
+        flush_delay = 500 + int(rng.expovariate(1 / 180_000))  # the SDK waits for an idle moment
+        if i + 1 < len(groups):
+            flush_delay = min(flush_delay, max(500, groups[i + 1][0][0]["event_ms"] - last_ms))
+        send_ms = min(last_ms + flush_delay, day_start_ms + DAY_MS - _SEND_END_MARGIN_MS)
+        # Offline buffering: the events happened days ago, the device only now got a connection.
+        shift = rng.choice((1, 1, 1, 2, 2, 3)) * DAY_MS if rng.random() < OFFLINE_SHARE else 0
+        for e in events:
+            e["event_ms"] += device.clock_skew_ms - shift
+        batches.append(_Batch(
+            device=device, events=events, batch_id=_uuid4(rng), send_ms=send_ms,
+            received_ms=send_ms + rng.randint(50, 2_000), time_sync=_time_sync(rng, send_ms, device.clock_skew_ms),
+        ))
+    return batches
+
+
+# ----------------------------------------------------------------------------- faults
+
+def _pb_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _pb_bytes_field(number: int, value: bytes) -> bytes:
+    return _pb_varint(number << 3 | 2) + _pb_varint(len(value)) + value
+
+
+def _crash_report(rng: random.Random, batch: _Batch, encoding: str) -> bytes:
+    """What a client's crash reporter posts to the wrong endpoint: valid gzip, not an upload."""
+    device = batch.device
+    frames = ["CallEngine.startMedia", "AudioSession.activate", "RTPSender.flush", "main"]
+    if encoding == "json":
+        doc = {"kind": "crash_report", "device_id": device.device_id, "platform": device.platform,
+               "app_version": device.app_version, "crashed_at_ms": batch.send_ms + device.clock_skew_ms,
+               "exception": "TypeError: Cannot read properties of undefined (reading 'getStats')",
+               "stack": rng.sample(frames, len(frames))}
+        return gzip.compress(_canonical_json(doc), mtime=0)
+    # The crash report protobuf shares field numbers 1-3 with SignedUpload (version, context, trace), so it
+    # parses as an envelope whose "header" has none of BatchHeader's fields: the decoder says wrong_schema.
+    context = (_pb_bytes_field(16, device.app_version.encode()) + _pb_bytes_field(17, device.platform.encode())
+               + _pb_bytes_field(18, b"com.voiplake.call-engine"))
+    trace = "\n".join(f"#{i} {f} +0x{rng.randrange(1 << 16):04x}" for i, f in enumerate(frames)).encode()
+    raw = _pb_varint(1 << 3 | 0) + _pb_varint(1) + _pb_bytes_field(2, context) + _pb_bytes_field(3, trace)
+    return gzip.compress(raw, mtime=0)
+
+
+def _tamper(rng: random.Random, body: bytes, encoding: str) -> bytes:
+    """Inflate a call (or redirect one) after signing; recompute payload_sha256, keep the old signature."""
+    raw = gzip.decompress(body)
+    if encoding == "json":
+        doc = json.loads(raw)
+        events = doc["events"]
+        ends = [e for e in events if e.get("event_type") == "call_end"]
+        if ends:
+            ends[0]["duration_ms"] = int(ends[0]["duration_ms"]) * rng.randint(5, 20)
+        else:
+            events[0]["callee_msisdn"] = "+88213" + _digits(rng, 8)  # premium-rate satellite range
+        doc["header"]["payload_sha256"] = hashlib.sha256(_canonical_json(events)).hexdigest()
+        return gzip.compress(_canonical_json(doc), mtime=0)
+    signed = pb.SignedUpload.FromString(raw)
+    batch = pb.EventBatch.FromString(signed.payload)
+    ends_pb = [e for e in batch.events if e.event_type == pb.CALL_END]
+    if ends_pb:
+        ends_pb[0].duration_ms = ends_pb[0].duration_ms * rng.randint(5, 20)
+    else:
+        batch.events[0].callee_msisdn = "+88213" + _digits(rng, 8)
+    signed.payload = batch.SerializeToString()
+    header = pb.BatchHeader.FromString(signed.header)
+    header.payload_sha256 = hashlib.sha256(signed.payload).digest()
+    signed.header = header.SerializeToString()
+    return gzip.compress(signed.SerializeToString(), mtime=0)
+
+
+def _corrupt(rng: random.Random, body: bytes) -> bytes:
+    """Flip 1-3 bytes inside the deflate data (not the gzip header, whose mtime bytes are not checked)."""
+    for _ in range(100):
+        damaged = bytearray(body)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(10, len(body) - 8)] ^= rng.randrange(1, 256)
+        if not _gunzips(bytes(damaged)):
+            return bytes(damaged)
+    raise RuntimeError("could not corrupt a gzip stream in 100 tries")  # CRC-32 makes this unreachable
+
+
+def _truncate(rng: random.Random, body: bytes) -> bytes:
+    for _ in range(100):
+        cut = body[: rng.randrange(max(10, len(body) // 4), len(body) - 1)]
+        if not _gunzips(cut):
+            return cut
+    raise RuntimeError("could not truncate a gzip stream into an unreadable one")
+
+
+def _make_bad_record(rng: random.Random, event: dict[str, Any], reason: str) -> None:
+    """Make one event invalid for exactly `reason` (the rest of it stays valid)."""
+    if reason == "invalid_msisdn":
+        event["msisdn"] = _national_format(event["msisdn"])
+    elif reason == "missing_required_field":
+        event["call_id"] = None
+    elif reason == "invalid_duration":
+        event["duration_ms"] = -rng.randint(1, 60_000)
+    elif reason == "invalid_ip":
+        event["src_ip"] = rng.choice(("999.1.1.1", "256.12.0.7", "10.0.0.300"))
+    else:
+        raise ValueError(f"unknown bad record reason {reason!r}; known: {BAD_RECORD_REASONS}")
+
+
+def _inject_faults(rng: random.Random, batches: list[_Batch], plan: FaultPlan) -> None:
+    """Mark object-level faults on single-upload batches, then spoil records in valid batches."""
+    single = [b for b in batches if b.retry_received_ms is None]
+    wanted = plan.object_faults()
+    total = sum(wanted.values())
+    if total > len(single):
+        raise ValueError(
+            f"FaultPlan asks for {total} faulty objects but only {len(single)} batches were uploaded once; "
+            "lower the plan or generate more events"
+        )
+    chosen = rng.sample(single, total)
+    i = 0
+    for kind, count in wanted.items():
+        for batch in chosen[i:i + count]:
+            batch.fault = kind
+        i += count
+
+    if plan.bad_records == 0:
+        return
+    valid = [b for b in batches if b.fault is None]
+    cum = list(accumulate(len(b.events) for b in valid))
+    if not valid or plan.bad_records > cum[-1] // 2:
+        raise ValueError(f"FaultPlan asks for {plan.bad_records} bad records in {cum[-1] if valid else 0} valid events")
+    reasons = [BAD_RECORD_REASONS[i % len(BAD_RECORD_REASONS)] for i in range(plan.bad_records)]
+    rng.shuffle(reasons)
+    taken: set[tuple[int, int]] = set()
+    for reason in reasons:
+        for _ in range(100_000):
+            position = rng.randrange(cum[-1])
+            b = bisect(cum, position)
+            index = position - (cum[b - 1] if b else 0)
+            event = valid[b].events[index]
+            if (b, index) in taken or (reason == "invalid_duration" and event["event_type"] != "call_end"):
+                continue
+            taken.add((b, index))
+            _make_bad_record(rng, event, reason)
+            valid[b].bad.append((index, reason))
+            break
+        else:
+            raise ValueError(f"no event left to make a {reason} bad record from")
+    for batch in valid:
+        batch.bad.sort()
+
+
+# ----------------------------------------------------------------------------- the day
+
+def generate_day(
+    day: date, *, events: int, seed: int, keys: KeyMaterial, prefix: str, faults: FaultPlan | None = None
+) -> GeneratedDay:
+    """One day of landing objects received on `day` (UTC), deterministic for (day, events, seed, keys).
+
+    Contract:
+    * ~`events` call events in all (±5 %, retried uploads included); ~events/40 subscribers (>= 20);
+    * every object's key comes from `landing_object_key(prefix, ...)` with upload_date == `day`;
+    * objects without a fault decode with `decode_object` and the device key
+      `keys.device_key(device_id, keys.device_master.active)`, holding `event_count` events of which
+      exactly those at `bad_record_indexes` are invalid, for the parallel `bad_record_reasons`;
+    * a fault object is rejected for one of `EXPECTED_REJECTION_REASONS[fault]`;
+    * a retry (`is_retry`) has its original's batch_id and body and a later receive time.
+    Raises ValueError for a non-positive `events` or a fault plan larger than the generated day.
+    """
+    if not isinstance(events, int) or events < 1:
+        raise ValueError(f"events must be a positive integer, got {events!r}")
+    plan = faults or FaultPlan()
+    population = build_population(
+        n_subscribers=max(MIN_SUBSCRIBERS, round(events / EVENTS_PER_SUBSCRIBER)), seed=seed, as_of=day
+    )
+    rng = random.Random(f"voiplake-day:{seed}:{day.isoformat()}")
+    day_start = _day_start_ms(day)
+    day_end = day_start + DAY_MS
+
+    # Who calls today, and how much: business lines mostly on weekdays.
+    weekend = day.weekday() >= 5
+    by_msisdn = {s.msisdn: s for s in population.subscribers}
+    active: list[Device] = []
+    weights: list[float] = []
+    for device in population.devices:
+        subscriber = by_msisdn[device.msisdn]
+        p_active = (0.3 if weekend else 0.7) if subscriber.is_b2b else 0.45
+        if device.usage_share < 1.0:
+            p_active *= 0.5  # a second device (tablet, browser) is used on fewer days
+        if rng.random() < p_active:
+            active.append(device)
+            weights.append(subscriber.activity * device.usage_share)
+    if not active:
+        active, weights = [population.devices[0]], [1.0]
+    n_calls = max(1, round(events / (1 + RETRY_SHARE) / (2 - NO_END_SHARE)))
+    calls_per_device = Counter(rng.choices(range(len(active)), cum_weights=list(accumulate(weights)), k=n_calls))
+
+    sim = _CallSimulator(rng, population, seed)
+    batches: list[_Batch] = []
+    for index, device in enumerate(active):
+        if calls_per_device[index]:
+            ctx = _DeviceDay(rng, device, by_msisdn[device.msisdn])
+            batches.extend(_device_batches(rng, sim, ctx, calls_per_device[index], day_start))
+
+    for batch in batches:
+        if rng.random() < RETRY_SHARE:  # the client saw no ack (timeout) and sent the same bytes again
+            retry_at = min(batch.received_ms + int(math.exp(rng.uniform(math.log(3_000), math.log(600_000)))),
+                           day_end - 1)
+            if retry_at > batch.received_ms:
+                batch.retry_received_ms = retry_at
+    _inject_faults(rng, batches, plan)
+
+    objects: list[LandingObject] = []
+    device_keys: dict[str, bytes] = {}
+    key_id = keys.device_master.active
+    for batch in batches:
+        device = batch.device
+        encoding = "json" if device.platform == "web" else "protobuf"
+        encode: Callable[..., bytes] = encode_json if encoding == "json" else encode_protobuf
+        if device.device_id not in device_keys:
+            device_keys[device.device_id] = keys.device_key(device.device_id, key_id)
+        header = Header(
+            batch_id=batch.batch_id, device_id=device.device_id, platform=device.platform,
+            app_version=device.app_version,
+            schema_version=UNSUPPORTED_SCHEMA_VERSION if batch.fault == "unsupported_version" else device.schema_version,
+            sent_at_ms=batch.send_ms + device.clock_skew_ms, payload_sha256=b"", event_count=len(batch.events),
+            time_sync=batch.time_sync,
+        )
+        body = encode(header, batch.events, device_key=device_keys[device.device_id], key_id=key_id)
+        if batch.fault == "corrupt":
+            body = _corrupt(rng, body)
+        elif batch.fault == "truncated":
+            body = _truncate(rng, body)
+        elif batch.fault == "tampered":
+            body = _tamper(rng, body, encoding)
+        elif batch.fault == "wrong_schema":
+            body = _crash_report(rng, batch, encoding)
+        bad_indexes = tuple(i for i, _ in batch.bad)
+        bad_reasons = tuple(r for _, r in batch.bad)
+        for received_ms, is_retry in ((batch.received_ms, False), (batch.retry_received_ms, True)):
+            if received_ms is None:
+                continue
+            objects.append(LandingObject(
+                key=landing_object_key(prefix, received_at_ms=received_ms, batch_id=batch.batch_id, encoding=encoding),
+                body=body, fault=batch.fault, event_count=len(batch.events), bad_record_indexes=bad_indexes,
+                bad_record_reasons=bad_reasons, is_retry=is_retry,
+            ))
+    objects.sort(key=lambda o: o.key)
+    return GeneratedDay(day=day, objects=objects, population=population)
+
+
+__all__ = [
+    "APP_VERSIONS", "BAD_RECORD_REASONS", "EVENT_FIELDS", "EXPECTED_REJECTION_REASONS", "FAULT_KINDS", "MARKETS",
+    "Account", "Device", "FaultPlan", "GeneratedDay", "LandingObject", "Population", "Subscriber",
+    "build_population", "generate_day", "luhn_check_digit", "luhn_valid",
+]
