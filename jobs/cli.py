@@ -227,6 +227,37 @@ def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool)
             started_here.stop()
 
 
+# ----------------------------------------------------------------------------- bench
+
+def bench(settings: Settings, day: date, *, events: int, seed: int) -> dict[str, Any]:
+    """Bronze job throughput on a fresh lake: generate the day, ingest it directly (no Airflow), report events/s."""
+    import shutil
+
+    from infra.objectstore import S3ProxyServer, _port_open
+    from jobs.runner import run_bronze_ingest
+
+    bench_lake = PROJECT_ROOT / "build" / "bench-lake"
+    shutil.rmtree(bench_lake, ignore_errors=True)
+    bench_settings = settings.with_lake_root(str(bench_lake))
+    started_here = None if _port_open(settings.object_store.port) else S3ProxyServer(settings.object_store).start()
+    try:
+        gen = generate_to_landing(bench_settings, day, events=events, seed=seed, faults=True)
+        t0 = time.monotonic()
+        report = run_bronze_ingest(upload_date=day, settings=bench_settings)
+        seconds = time.monotonic() - t0
+    finally:
+        if started_here is not None:
+            started_here.stop()
+    result = {
+        "events_generated": gen["events"], "objects": gen["objects"], "generate_seconds": gen["generate_seconds"],
+        "upload_seconds": gen["upload_seconds"], "bronze_seconds_including_spark_start": round(seconds, 1),
+        "bronze_seconds_job": report.seconds, "records_received": report.records_received,
+        "events_per_second_job": round(report.records_received / report.seconds) if report.seconds else None,
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-faults", action="store_true")
+
+    p = sub.add_parser("bench", help="bronze job throughput on a fresh lake for one generated day")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--events", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
 
     p = sub.add_parser("summary", help="what the lake holds for one upload date")
     p.add_argument("--date", type=_date, required=True)
@@ -272,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         demo(settings, args.date, events=args.events or settings.generator.events,
              seed=settings.generator.seed if args.seed is None else args.seed, faults=not args.no_faults)
+        return 0
+    if args.command == "bench":
+        bench(settings, args.date, events=args.events or settings.generator.events,
+              seed=settings.generator.seed if args.seed is None else args.seed)
         return 0
     if args.command == "ingest":
         from jobs.runner import run_bronze_ingest

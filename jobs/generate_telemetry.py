@@ -30,15 +30,16 @@ import uuid
 import zlib
 from bisect import bisect
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from itertools import accumulate
-from typing import Any, Callable
+from typing import Any
 
 from jobs.keys import KeyMaterial
 from jobs.telemetry import upload_pb2 as pb
-from jobs.telemetry.codec import EVENT_FIELDS, Header, encode_json, encode_protobuf
+from jobs.telemetry.codec import Header, encode_json, encode_protobuf
 from lake_layout.landing import landing_object_key
 
 DAY_MS = 86_400_000
@@ -140,14 +141,16 @@ def _nanp(*area_codes: str) -> tuple[tuple[str, int], ...]:
     return tuple((code, 7) for code in area_codes)
 
 
-_EU_MOBILE_DE = tuple((p, 8) for p in (
-    "151", "152", "157", "159", "160", "162", "163", "170", "171", "172", "173", "174", "175", "176", "177", "178", "179"))
+_DE_MOBILE_PLAN = tuple((prefix, 8) for prefix in (
+    "151", "152", "157", "159", "160", "162", "163", "170", "171", "172", "173", "174", "175", "176", "177", "178",
+    "179",
+))
 _US_MOBILE_V4 = ("172.56.0.0/14", "166.128.0.0/9", "174.192.0.0/10")
 _US_MOBILE_V6 = ("2607:fb90::/32", "2600:380::/26", "2600:1000::/28")
 _US_CARRIERS = ("310260", "310410", "311480")
 
 MARKETS: tuple[Market, ...] = (
-    Market("DE", "EU", 0.22, "49", _EU_MOBILE_DE, (("30", 8), ("89", 8)),
+    Market("DE", "EU", 0.22, "49", _DE_MOBILE_PLAN, (("30", 8), ("89", 8)),
            (City("Berlin", "DE", 52.5200, 13.4050, 1.0), City("Munich", "DE", 48.1372, 11.5756, 1.0)),
            ("26201", "26202", "26203"),
            ("80.187.0.0/16", "109.40.0.0/16", "176.0.0.0/16"), ("2a01:598::/32", "2a01:59f::/32"),
@@ -353,17 +356,6 @@ def _phone_number(rng: random.Random, market: Market, plan: tuple[tuple[str, int
     return f"+{market.calling_code}{prefix}{rng.randint(2, 9)}{_digits(rng, n - 1)}"
 
 
-def _national_format(msisdn: str) -> str:
-    """How a user types a number locally: what a buggy client sends instead of E.164 ("0151-1234567")."""
-    for market in MARKETS:
-        if msisdn.startswith("+" + market.calling_code):
-            national = msisdn[1 + len(market.calling_code):]
-            if market.calling_code == "1":
-                return f"({national[:3]}) {national[3:6]}-{national[6:]}"
-            return f"0{national[:3]}-{national[3:]}"
-    return msisdn.lstrip("+")
-
-
 @dataclass(frozen=True)
 class _AddressPool:
     """Public address ranges of one kind (a carrier's mobile pool, broadband, relays)."""
@@ -383,14 +375,14 @@ class _AddressPool:
         return str(ipaddress.IPv6Address(first + offset))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pools(home: str) -> dict[str, _AddressPool]:
     m = MARKETS_BY_HOME[home]
     return {"mobile4": _AddressPool.of(m.mobile_v4), "mobile6": _AddressPool.of(m.mobile_v6),
             "fixed4": _AddressPool.of(m.fixed_v4), "fixed6": _AddressPool.of(m.fixed_v6)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _relays(region: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """A small fixed fleet of media relays per region, the same for every seed and day."""
     rng = random.Random(f"voiplake-relays:{region}")
@@ -399,11 +391,11 @@ def _relays(region: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             tuple(_AddressPool.of(v6).draw(rng) for _ in range(_RELAYS_PER_REGION)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hour_cum_weights(business: bool, utc_offset_h: float) -> tuple[float, ...]:
     """Cumulative weights of the 24 UTC hours for a caller living at `utc_offset_h`."""
     local = _BUSINESS_HOURS if business else _CONSUMER_HOURS
-    return tuple(accumulate(local[int(math.floor(h + utc_offset_h)) % 24] for h in range(24)))
+    return tuple(accumulate(local[math.floor(h + utc_offset_h) % 24] for h in range(24)))
 
 
 def _canonical_json(obj: Any) -> bytes:
@@ -419,8 +411,13 @@ def _gunzips(blob: bytes) -> bool:
     return True
 
 
+def _share_of(share: float, n: int) -> int:
+    """How many of n items get a phenomenon of this share: at least one once there are two items."""
+    return max(1, round(share * n)) if n >= 2 else 0
+
+
 def _day_start_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 # ----------------------------------------------------------------------------- population
@@ -481,7 +478,11 @@ def build_population(*, n_subscribers: int, seed: int, as_of: date = date(2026, 
         account: Account | None = None
         if rng.random() < 0.8:
             account = rng.choices(accounts, weights=account_sizes)[0]
-            market = MARKETS_BY_HOME[account.home] if rng.random() < 0.85 else rng.choices(MARKETS, weights=market_weights)[0]
+            # Most staff work in the customer's home market; international customers have a few abroad.
+            if rng.random() < 0.85:
+                market = MARKETS_BY_HOME[account.home]
+            else:
+                market = rng.choices(MARKETS, weights=market_weights)[0]
             days_since_account = (as_of - account.created_on).days
             created_on = account.created_on + timedelta(days=rng.randint(0, days_since_account - 1))
             department: str | None = rng.choice(account.departments)
@@ -545,7 +546,8 @@ class _DeviceDay:
             self.city = home_city if rng.random() < 0.9 else rng.choice(home.cities)
         self.native = device.platform != "web"
         roaming = self.market is not home
-        self.carrier = (rng.choice(self.market.carriers) if roaming else subscriber.home_mccmnc) if self.native else None
+        serving = rng.choice(self.market.carriers) if roaming else subscriber.home_mccmnc
+        self.carrier = serving if self.native else None  # browsers cannot see the mobile network
         self.latitude = self.city.latitude + rng.gauss(0, 0.06)
         self.longitude = self.city.longitude + rng.gauss(0, 0.08)
         self.shares_location = self.native or rng.random() < 0.4  # browsers: only if the user allowed it
@@ -651,7 +653,8 @@ class _CallSimulator:
         common: dict[str, Any] = {
             "call_id": _uuid4(rng), "msisdn": subscriber.msisdn, "callee_msisdn": self.callee(subscriber),
             "account_id": subscriber.account_id, "src_ip": src_ip, "dst_ip": dst_ip, "network_type": network,
-            "signal_metric": SIGNAL_METRICS[network][0] if network in SIGNAL_METRICS else None,
+            # Browsers expose no radio metrics; native SDKs report their platform's own one.
+            "signal_metric": SIGNAL_METRICS[network][0] if ctx.native else None,
             "country_code": ctx.city.country_code, "carrier_mccmnc": ctx.carrier,
         }
         if ctx.shares_location:
@@ -669,7 +672,7 @@ class _CallSimulator:
             e["event_id"] = _uuid4(rng)
             e["event_type"] = event_type
             e["event_ms"] = at_ms
-            if network in SIGNAL_METRICS:
+            if ctx.native:
                 e["signal_value"] = _signal(rng, network)
             return e
 
@@ -683,7 +686,7 @@ class _CallSimulator:
                 end["bytes_received"] = int(duration_ms / 1000 * kbps * rng.uniform(0.85, 1.05))
                 if subscriber.telemetry_level == "diagnostic" and not subscriber.diagnostics_opt_out:
                     weak = 0.0
-                    if network in SIGNAL_METRICS and network != "2g":
+                    if ctx.native and network != "2g":
                         _, low, high, _ = SIGNAL_METRICS[network]
                         weak = max(0.0, (high - end["signal_value"]) / (high - low) - 0.5)
                     mos = _MOS_BASE[network] - 1.6 * weak + rng.gauss(0, 0.25)
@@ -742,10 +745,8 @@ def _device_batches(
         if i + 1 < len(groups):
             flush_delay = min(flush_delay, max(500, groups[i + 1][0][0]["event_ms"] - last_ms))
         send_ms = min(last_ms + flush_delay, day_start_ms + DAY_MS - _SEND_END_MARGIN_MS)
-        # Offline buffering: the events happened days ago, the device only now got a connection.
-        shift = rng.choice((1, 1, 1, 2, 2, 3)) * DAY_MS if rng.random() < OFFLINE_SHARE else 0
         for e in events:
-            e["event_ms"] += device.clock_skew_ms - shift
+            e["event_ms"] += device.clock_skew_ms
         batches.append(_Batch(
             device=device, events=events, batch_id=_uuid4(rng), send_ms=send_ms,
             received_ms=send_ms + rng.randint(50, 2_000), time_sync=_time_sync(rng, send_ms, device.clock_skew_ms),
@@ -839,13 +840,13 @@ def _truncate(rng: random.Random, body: bytes) -> bytes:
 def _make_bad_record(rng: random.Random, event: dict[str, Any], reason: str) -> None:
     """Make one event invalid for exactly `reason` (the rest of it stays valid)."""
     if reason == "invalid_msisdn":
-        event["msisdn"] = _national_format(event["msisdn"])
+        event["msisdn"] = "0151-1234"  # a number as typed locally, not E.164
     elif reason == "missing_required_field":
         event["call_id"] = None
     elif reason == "invalid_duration":
         event["duration_ms"] = -rng.randint(1, 60_000)
     elif reason == "invalid_ip":
-        event["src_ip"] = rng.choice(("999.1.1.1", "256.12.0.7", "10.0.0.300"))
+        event["src_ip"] = "999.1.1.1"
     else:
         raise ValueError(f"unknown bad record reason {reason!r}; known: {BAD_RECORD_REASONS}")
 
@@ -946,12 +947,17 @@ def generate_day(
             ctx = _DeviceDay(rng, device, by_msisdn[device.msisdn])
             batches.extend(_device_batches(rng, sim, ctx, calls_per_device[index], day_start))
 
-    for batch in batches:
-        if rng.random() < RETRY_SHARE:  # the client saw no ack (timeout) and sent the same bytes again
-            retry_at = min(batch.received_ms + int(math.exp(rng.uniform(math.log(3_000), math.log(600_000)))),
-                           day_end - 1)
-            if retry_at > batch.received_ms:
-                batch.retry_received_ms = retry_at
+    # Offline buffering: these events happened 1-3 days ago; the device only got a connection today.
+    for batch in rng.sample(batches, _share_of(OFFLINE_SHARE, len(batches))):
+        shift = rng.choice((1, 1, 1, 2, 2, 3)) * DAY_MS
+        for e in batch.events:
+            e["event_ms"] -= shift
+    # Retries: the client saw no ack (timeout) and sent the same bytes again, seconds to minutes later.
+    retryable = [b for b in batches if b.received_ms < day_end - 2]
+    n_retries = min(len(retryable), _share_of(RETRY_SHARE, len(batches)))
+    for batch in rng.sample(retryable, n_retries):
+        delay = int(math.exp(rng.uniform(math.log(3_000), math.log(600_000))))
+        batch.retry_received_ms = min(batch.received_ms + delay, day_end - 1)
     _inject_faults(rng, batches, plan)
 
     objects: list[LandingObject] = []
@@ -963,10 +969,11 @@ def generate_day(
         encode: Callable[..., bytes] = encode_json if encoding == "json" else encode_protobuf
         if device.device_id not in device_keys:
             device_keys[device.device_id] = keys.device_key(device.device_id, key_id)
+        unsupported = batch.fault == "unsupported_version"  # a client build from the future, correctly signed
         header = Header(
             batch_id=batch.batch_id, device_id=device.device_id, platform=device.platform,
             app_version=device.app_version,
-            schema_version=UNSUPPORTED_SCHEMA_VERSION if batch.fault == "unsupported_version" else device.schema_version,
+            schema_version=UNSUPPORTED_SCHEMA_VERSION if unsupported else device.schema_version,
             sent_at_ms=batch.send_ms + device.clock_skew_ms, payload_sha256=b"", event_count=len(batch.events),
             time_sync=batch.time_sync,
         )
@@ -994,7 +1001,7 @@ def generate_day(
 
 
 __all__ = [
-    "APP_VERSIONS", "BAD_RECORD_REASONS", "EVENT_FIELDS", "EXPECTED_REJECTION_REASONS", "FAULT_KINDS", "MARKETS",
+    "APP_VERSIONS", "BAD_RECORD_REASONS", "EXPECTED_REJECTION_REASONS", "FAULT_KINDS", "MARKETS",
     "Account", "Device", "FaultPlan", "GeneratedDay", "LandingObject", "Population", "Subscriber",
     "build_population", "generate_day", "luhn_check_digit", "luhn_valid",
 ]
