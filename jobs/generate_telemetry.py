@@ -371,7 +371,11 @@ class _AddressPool:
         version, first, size = rng.choice(self.ranges)
         offset = rng.randrange(1, size - 1)  # never the range's network or broadcast address
         if version == 4:
-            return str(ipaddress.IPv4Address(first + offset))
+            # Hosts avoid .0 and .255 (x.y.z.0 would also read like its own /24 prefix).
+            address = first + offset
+            if address & 0xFF in (0, 255):
+                address ^= 1
+            return str(ipaddress.IPv4Address(address))
         return str(ipaddress.IPv6Address(first + offset))
 
 

@@ -330,6 +330,8 @@ def test_network_signal_addresses_and_location(clean: list[tuple[LandingObject, 
         for name in ("src_ip", "dst_ip"):
             address = ipaddress.ip_address(e[name])
             assert address.is_global, e[name]
+            if address.version == 4:  # a host, never x.y.z.0 (which would read as its own /24 prefix) or .255
+                assert e[name].rsplit(".", 1)[1] not in ("0", "255"), e[name]
             families[address.version] += 1
         assert E164.match(e["msisdn"]) and E164.match(e["callee_msisdn"]) and e["callee_msisdn"] != e["msisdn"]
         if e["latitude"] is not None:
