@@ -16,7 +16,7 @@ failure, it is quarantined.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
@@ -46,8 +46,10 @@ def voip_bronze_ingest() -> None:
     def ingest_landing(*, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_bronze_ingest
 
+        # A plain date: Airflow hands over pendulum types, which Spark's type checks reject.
+        upload_date = date(logical_date.year, logical_date.month, logical_date.day)
         report = run_bronze_ingest(
-            upload_date=logical_date.date(),
+            upload_date=upload_date,
             dag_id="voip_bronze_ingest",
             dag_run_id=dag_run.run_id if dag_run is not None else None,
         )

@@ -308,6 +308,10 @@ class IngestContext:
     dag_id: str | None = None
     dag_run_id: str | None = None
 
+    def __post_init__(self) -> None:
+        # Normalize date subclasses (pendulum.Date from Airflow) that Spark's type checks reject.
+        object.__setattr__(self, "upload_date", date.fromordinal(self.upload_date.toordinal()))
+
 
 @dataclass(frozen=True)
 class IngestReport:

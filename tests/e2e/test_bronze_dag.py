@@ -101,6 +101,25 @@ def test_every_record_is_accounted_for_with_the_right_reasons(spark, s3_settings
     assert {"corrupt_compression", "bad_signature", "unsupported_schema_version"} <= set(summary["quarantined_by_reason"])
 
 
+def test_first_attempt_succeeds_and_lineage_is_recorded(spark, s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from lake_layout.tables import AUDIT_LINEAGE
+
+    log = (ingested / "dag.log").read_text()
+    assert "up_for_retry" not in log  # a retry would hide a crash behind idempotency
+    rows = lake.read_table(spark, AUDIT_LINEAGE, s3_settings).collect()
+    assert len(rows) == 1
+    lineage = rows[0]
+    assert lineage.job == "bronze_ingest" and lineage.dag_id == "voip_bronze_ingest" and lineage.logical_date == DAY
+    metrics = json.loads(lineage.metrics_json)
+    summary = day_summary(spark, s3_settings, DAY)
+    assert metrics["records_received"] == summary["events_received"]
+    assert metrics["quarantined_by_reason"] == summary["quarantined_by_reason"]
+    outputs = json.loads(lineage.outputs_json)
+    assert outputs["bronze.call_events"]["version_after"] == summary["tables"]["bronze.call_events"]["delta_version"]
+
+
 def test_no_raw_identifier_in_any_bronze_column(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
     raw = _raw_identifiers(generated, keys)
     assert len(raw) > 100
