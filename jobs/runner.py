@@ -25,12 +25,9 @@ def run_bronze_ingest(
     settings = settings or load_settings()
     keys = load_key_material(Path(settings.keys.file))
     spark = build_spark(settings, app_name=f"bronze_ingest {upload_date}")
-    ctx = bronze_ingest.IngestContext(settings=settings, upload_date=upload_date, dag_id=dag_id, dag_run_id=dag_run_id)
-    if dag_run_id:
-        ctx = bronze_ingest.IngestContext(
-            settings=settings, upload_date=upload_date, dag_id=dag_id, dag_run_id=dag_run_id,
-            run_id=f"bronze_ingest:{upload_date}:{dag_run_id}",
-        )
+    # A DAG run gets a run id derived from it, so lineage points back at the Airflow run.
+    run_id = {"run_id": f"bronze_ingest:{upload_date}:{dag_run_id}"} if dag_run_id else {}
+    ctx = bronze_ingest.IngestContext(settings=settings, upload_date=upload_date, dag_id=dag_id, dag_run_id=dag_run_id, **run_id)
     report = bronze_ingest.run(spark, ctx, keys)
     REPORTS_DIR.mkdir(parents=True, exist_ok=True)
     (REPORTS_DIR / f"bronze_ingest-{upload_date}.json").write_text(json.dumps(report.__dict__, indent=2, default=str))
