@@ -382,6 +382,7 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestR
     by_reason: dict[str, int] = {}
     by_status: dict[str, int] = {}
     fresh = 0
+    processed: list[tuple[str, str]] = []
     if landing is not None:
         manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(F.col("upload_date") == F.lit(ctx.upload_date))
         todo = new_objects(landing, manifest)
@@ -399,6 +400,7 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestR
                       "records_quarantined": int(totals["quarantined"])}
             by_reason = {r["reason"]: int(r["n"]) for r in quarantine_records(decoded).groupBy("reason").agg(F.sum("records").alias("n")).collect()}
             by_status = {r["status"]: int(r["count"]) for r in objects.groupBy("status").count().collect()}
+            processed = [(r["object_key"], r["sha256"]) for r in objects.select("object_key", "sha256").collect()]
             lake.merge_insert_new(spark, accepted_events(decoded), BRONZE_CALL_EVENTS, settings, prune_on="event_date")
             lake.merge_insert_new(spark, quarantine_records(decoded), BRONZE_QUARANTINE, settings, prune_on="upload_date")
             lake.merge_insert_new(spark, objects, BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
@@ -414,25 +416,27 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestR
         seconds=round(time.monotonic() - t0, 1), **counts,
     )
     if fresh:
-        _record_lineage(spark, ctx, report, versions_before, started)
+        _record_lineage(spark, ctx, report, versions_before, started, processed)
     return report
 
 
-def _record_lineage(spark: "SparkSession", ctx: IngestContext, report: IngestReport, before: dict[str, int | None], started: datetime) -> None:
-    from jobs import lake
+def _record_lineage(
+    spark: "SparkSession", ctx: IngestContext, report: IngestReport, before: dict[str, int | None], started: datetime,
+    objects: list[tuple[str, str]],
+) -> None:
+    from jobs import lineage
 
-    settings = ctx.settings
-    row = {
-        "run_id": ctx.run_id, "job": "bronze_ingest", "dag_id": ctx.dag_id, "dag_run_id": ctx.dag_run_id,
-        "logical_date": ctx.upload_date,
-        "inputs_json": json.dumps([{"uri": landing_uri(settings, ctx.upload_date), "objects_listed": report.objects_listed, "objects_new": report.objects_new}]),
-        "outputs_json": json.dumps({name: {"version_before": before.get(name), "version_after": v} for name, v in report.table_versions.items()}),
-        "metrics_json": json.dumps({
+    lineage.record_run(spark, ctx.settings, lineage.LineageRecord(
+        run_id=ctx.run_id, job="bronze_ingest", dag_id=ctx.dag_id, dag_run_id=ctx.dag_run_id, logical_date=ctx.upload_date,
+        inputs=(lineage.LandingInput(uri=landing_uri(ctx.settings, ctx.upload_date), objects=tuple(sorted(objects))),),
+        outputs=tuple(lineage.TableOutput(table=name, version_before=before.get(name), version_after=v)
+                      for name, v in report.table_versions.items()),
+        metrics={
+            "objects_listed": report.objects_listed, "objects_new": report.objects_new,
             "records_received": report.records_received, "records_accepted": report.records_accepted,
             "records_quarantined": report.records_quarantined, "quarantined_by_reason": report.quarantined_by_reason,
             "objects_by_status": report.objects_by_status,
-        }),
-        "started_at": started, "finished_at": datetime.now(timezone.utc),
-    }
-    df = spark.createDataFrame([row], AUDIT_LINEAGE.spark_schema())
-    lake.merge_insert_new(spark, df, AUDIT_LINEAGE, settings)
+        },
+        rows_in=report.records_received, rows_out=report.records_accepted + report.records_quarantined,
+        started_at=started, finished_at=datetime.now(timezone.utc),
+    ))

@@ -58,6 +58,7 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
     t1 = time.monotonic()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda o: client.put_object(Bucket=settings.landing.bucket, Key=o.key, Body=o.body), generated.objects))
+    client.put_object(Bucket=settings.landing.bucket, Key=generated.directory_key, Body=generated.directory_body)
     faults_by_kind: dict[str, int] = {}
     for obj in generated.objects:
         if obj.fault:
@@ -67,6 +68,8 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
         "retried_objects": sum(o.is_retry for o in generated.objects),
         "bad_records": sum(len(o.bad_record_indexes) for o in generated.objects),
         "faulty_objects": faults_by_kind, "landing": f"s3://{settings.landing.bucket}/{settings.landing.prefix}/",
+        "directory_export": f"s3://{settings.landing.bucket}/{generated.directory_key}",
+        "consent_changes": len(generated.consent_changes),
         "generate_seconds": round(gen_seconds, 1), "upload_seconds": round(time.monotonic() - t1, 1),
     }
 
@@ -130,7 +133,13 @@ def day_summary(spark: "SparkSession", settings: Settings, day: date) -> dict[st
     from pyspark.sql import functions as F
 
     from jobs import lake
-    from lake_layout.tables import BRONZE_CALL_EVENTS, BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE
+    from lake_layout.tables import (
+        ALL_TABLES,
+        BRONZE_INGESTED_OBJECTS,
+        BRONZE_QUARANTINE,
+        GOLD_HOURLY_GEO_USAGE,
+        SILVER_CALLS,
+    )
 
     manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(F.col("upload_date") == F.lit(day))
     totals = manifest.agg(
@@ -140,8 +149,23 @@ def day_summary(spark: "SparkSession", settings: Settings, day: date) -> dict[st
     by_status = {r["status"]: r["count"] for r in manifest.groupBy("status").count().collect()}
     quarantine = lake.read_table(spark, BRONZE_QUARANTINE, settings).where(F.col("upload_date") == F.lit(day))
     by_reason = {r["reason"]: int(r["n"]) for r in quarantine.groupBy("reason").agg(F.sum("records").alias("n")).collect()}
-    specs = (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS)
+    specs = [t for t in ALL_TABLES if lake.table_exists(spark, t, settings)]
+    calls = lake.read_table(spark, SILVER_CALLS, settings).where(F.col("call_date") == F.lit(day)) if SILVER_CALLS in specs else None
+    by_call_status = {r["status"]: int(r["count"]) for r in calls.groupBy("status").count().collect()} if calls is not None else {}
+    gold_rows = lake.read_table(spark, GOLD_HOURLY_GEO_USAGE, settings).where(F.col("call_date") == F.lit(day)) if GOLD_HOURLY_GEO_USAGE in specs else None
+    gold = gold_rows.agg(F.count("*").alias("rows"), F.sum("calls").alias("calls"), F.min("distinct_subscribers").alias("min_subs")).first() if gold_rows is not None else None
+    by_level = {int(r["generalization_level"]): int(r["count"]) for r in gold_rows.groupBy("generalization_level").count().collect()} if gold_rows is not None else {}
+    n_calls = sum(by_call_status.values())
+    published = int(gold["calls"] or 0) if gold else 0
     return {
+        "silver_calls": n_calls,
+        "silver_calls_by_status": dict(sorted(by_call_status.items())),
+        "gold_rows": int(gold["rows"]) if gold else 0,
+        "gold_rows_by_generalization_level": dict(sorted(by_level.items())),
+        "gold_min_distinct_subscribers": int(gold["min_subs"]) if gold and gold["min_subs"] is not None else None,
+        "k_anonymity": settings.privacy.k_anonymity,
+        "gold_calls_published": published,
+        "suppressed_share": round((n_calls - published) / n_calls, 4) if n_calls else None,
         "upload_date": day.isoformat(),
         "objects_received": int(totals["objects"] or 0),
         "objects_by_status": dict(sorted(by_status.items())),
@@ -154,7 +178,7 @@ def day_summary(spark: "SparkSession", settings: Settings, day: date) -> dict[st
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    print(f"voiplake bronze ingestion for upload date {summary['upload_date']}")
+    print(f"voiplake daily pipeline for upload date {summary['upload_date']}")
     print(f"  objects received     {summary['objects_received']:>10,}   {summary['objects_by_status']}")
     print(f"  events received      {summary['events_received']:>10,}")
     print(f"  events accepted      {summary['events_accepted']:>10,}")
@@ -163,10 +187,16 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"      {reason:<28}{n:>8,}")
     balanced = summary["events_received"] == summary["events_accepted"] + summary["events_quarantined"]
     print(f"  received = accepted + quarantined: {'yes' if balanced else 'NO'}")
+    print(f"  silver.calls on call date {summary['upload_date']}: {summary['silver_calls']:,}  {summary['silver_calls_by_status']}")
+    print(f"  gold.hourly_geo_usage rows: {summary['gold_rows']:,} (k = {summary['k_anonymity']}, smallest row "
+          f"{summary['gold_min_distinct_subscribers']} subscribers; rows by generalization level {summary['gold_rows_by_generalization_level']})")
+    share = summary["suppressed_share"]
+    print(f"  calls suppressed by k-anonymity: {share:.2%}" if share is not None else "  calls suppressed: n/a")
     print("  tables:")
     for name, info in summary["tables"].items():
-        print(f"      {name:<26} v{info['delta_version']}  {info['location']}")
-    print('  query: voiplake query "SELECT platform, event_type, count(*) n FROM bronze.call_events GROUP BY 1, 2"')
+        print(f"      {name:<30} v{info['delta_version']}  {info['location']}")
+    print('  query: voiplake query "SELECT geo_level, sum(calls) calls, count(*) rows FROM gold.hourly_geo_usage GROUP BY 1"')
+    print("  lineage: voiplake lineage gold.hourly_geo_usage")
 
 
 # ----------------------------------------------------------------------------- demo
@@ -196,6 +226,9 @@ def airflow_dags_test(settings: Settings, dag_id: str, day: date, *, log: Path, 
         raise SystemExit(f"DAG {dag_id} for {day} did not succeed; Airflow's log: {log}")
 
 
+DAILY_DAG = "voip_daily"
+
+
 def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool) -> dict[str, Any]:
     from infra.objectstore import S3ProxyServer, _port_open
 
@@ -211,7 +244,7 @@ def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool)
               f"{gen['bad_records']} bad records) -> {gen['landing']} "
               f"[{gen['generate_seconds']}s generate, {gen['upload_seconds']}s upload]")
         t1 = time.monotonic()
-        airflow_dags_test(settings, "voip_bronze_ingest", day, log=PROJECT_ROOT / "build" / "reports" / f"airflow-voip_bronze_ingest-{day}.log")
+        airflow_dags_test(settings, DAILY_DAG, day, log=PROJECT_ROOT / "build" / "reports" / f"airflow-{DAILY_DAG}-{day}.log")
         dag_seconds = time.monotonic() - t1
         from jobs.spark import build_spark
 
@@ -220,7 +253,7 @@ def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool)
         summary["dag_seconds"] = round(dag_seconds, 1)
         summary["total_seconds"] = round(time.monotonic() - t0, 1)
         print_summary(summary)
-        print(f"  Airflow DAG voip_bronze_ingest took {summary['dag_seconds']}s; demo total {summary['total_seconds']}s")
+        print(f"  Airflow DAG {DAILY_DAG} took {summary['dag_seconds']}s; demo total {summary['total_seconds']}s")
         return summary
     finally:
         if started_here is not None:
@@ -251,8 +284,8 @@ def bench(settings: Settings, day: date, *, events: int, seed: int) -> dict[str,
     result = {
         "events_generated": gen["events"], "objects": gen["objects"], "generate_seconds": gen["generate_seconds"],
         "upload_seconds": gen["upload_seconds"], "bronze_seconds_including_spark_start": round(seconds, 1),
-        "bronze_seconds_job": report.seconds, "records_received": report.records_received,
-        "events_per_second_job": round(report.records_received / report.seconds) if report.seconds else None,
+        "bronze_seconds_job": report["seconds"], "records_received": report["records_received"],
+        "events_per_second_job": round(report["records_received"] / report["seconds"]) if report["seconds"] else None,
     }
     print(json.dumps(result, indent=2))
     return result
@@ -273,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("ingest", help="run the bronze job for one upload date (without Airflow)")
     p.add_argument("--date", type=_date, required=True)
 
-    p = sub.add_parser("demo", help="object store + generated day + Airflow ingestion DAG + summary")
+    p = sub.add_parser("demo", help="object store + generated day + the daily Airflow DAG + summary")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
@@ -293,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="at most this many rows (default: all for csv/json, 1000 for table)")
 
     sub.add_parser("tables", help="list the registry's tables with row counts and Delta versions")
+    p = sub.add_parser("lineage", help="the upstream graph of a table, down to the landing objects")
+    p.add_argument("table")
+    p.add_argument("--version", type=int, default=None, help="a Delta version of the table (default: its newest recorded)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
     sub.add_parser("warmup", help="resolve Spark's jars into the build cache (first run needs Maven Central)")
 
     args = parser.parse_args(argv)
@@ -316,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ingest":
         from jobs.runner import run_bronze_ingest
 
-        print(run_bronze_ingest(upload_date=args.date, settings=settings).to_json())
+        print(json.dumps(run_bronze_ingest(upload_date=args.date, settings=settings), indent=2, default=str))
         return 0
 
     from jobs.spark import build_spark
@@ -336,6 +373,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit = args.limit if args.limit is not None else (1000 if args.format == "table" else None)
         rows = (df.limit(limit) if limit is not None else df).collect()
         print(render(df.columns, [tuple(r) for r in rows], args.format))
+    elif args.command == "lineage":
+        from jobs.lineage import render_graph, upstream_graph
+
+        try:
+            graph = upstream_graph(spark, settings, args.table, version=args.version)
+        except KeyError as exc:
+            print(str(exc).strip('"'), file=sys.stderr)
+            return 2
+        print(json.dumps(graph.to_json(), indent=2, default=str) if args.format == "json" else render_graph(graph))
     elif args.command == "tables":
         from jobs import lake
         from lake_layout.tables import ALL_TABLES

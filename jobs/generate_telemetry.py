@@ -40,7 +40,7 @@ from typing import Any
 from jobs.keys import KeyMaterial
 from jobs.telemetry import upload_pb2 as pb
 from jobs.telemetry.codec import Header, encode_json, encode_protobuf
-from lake_layout.landing import landing_object_key
+from lake_layout.landing import directory_export_key, landing_object_key
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -308,10 +308,23 @@ class Population:
 
 
 @dataclass(frozen=True)
+class ConsentChange:
+    """A subscriber changed consent during the day; the client keeps sending its old level (SDK config lag)."""
+
+    msisdn: str
+    effective_from_ms: int
+    telemetry_level: str
+    diagnostics_opt_out: bool
+
+
+@dataclass(frozen=True)
 class GeneratedDay:
     day: date
     objects: list[LandingObject]  # sorted by key (= by receive time)
     population: Population
+    directory_key: str = ""  # the subscriber directory export of the day (landing bucket)
+    directory_body: bytes = b""  # gzip JSON Lines: every consent state of every subscriber
+    consent_changes: tuple[ConsentChange, ...] = ()
 
     @property
     def events_total(self) -> int:
@@ -1001,11 +1014,74 @@ def generate_day(
                 bad_record_reasons=bad_reasons, is_retry=is_retry,
             ))
     objects.sort(key=lambda o: o.key)
-    return GeneratedDay(day=day, objects=objects, population=population)
+    changes = _consent_changes(population, day, seed, batches=batches)
+    return GeneratedDay(
+        day=day, objects=objects, population=population, directory_key=directory_export_key(day),
+        directory_body=directory_export(population, changes), consent_changes=changes,
+    )
+
+
+CONSENT_CHANGE_SHARE = 0.02
+
+
+def _consent_changes(population: Population, day: date, seed: int, *, batches: list[_Batch]) -> tuple[ConsentChange, ...]:
+    """~2 % of today's callers (at least one) withdraw diagnostics between two of their calls of the day:
+    diagnostic subscribers drop to basic or opt out; basic ones opt out. Own random stream: the traffic
+    is unchanged, and the client keeps reporting its old level after the change."""
+    rng = random.Random(f"voiplake-consent:{seed}:{day.isoformat()}")
+    day_start = _day_start_ms(day)
+    starts: dict[str, list[int]] = {}
+    for batch in batches:
+        for e in batch.events:
+            if e.get("event_type") != "call_start" or not isinstance(e.get("event_ms"), int):
+                continue  # an injected bad record
+            true_ms = e["event_ms"] - batch.device.clock_skew_ms
+            if day_start <= true_ms < day_start + DAY_MS:
+                starts.setdefault(e["msisdn"], []).append(true_ms)
+    by_msisdn = {s.msisdn: s for s in population.subscribers}
+    candidates = sorted(m for m, times in starts.items() if m in by_msisdn and len(set(times)) >= 2 and not by_msisdn[m].diagnostics_opt_out)
+    if not candidates:
+        return ()
+    picked = rng.sample(candidates, max(1, round(len(candidates) * CONSENT_CHANGE_SHARE)))
+    changes = []
+    for msisdn in sorted(picked):
+        subscriber = by_msisdn[msisdn]
+        times = sorted(set(starts[msisdn]))
+        middle = rng.randrange(1, len(times))
+        at = (times[middle - 1] + times[middle]) // 2  # calls on both sides of the change
+        if subscriber.telemetry_level == "diagnostic" and rng.random() < 0.5:
+            changes.append(ConsentChange(msisdn, at, "basic", False))
+        else:
+            changes.append(ConsentChange(msisdn, at, subscriber.telemetry_level, True))
+    return tuple(changes)
+
+
+def directory_export(population: Population, changes: tuple[ConsentChange, ...]) -> bytes:
+    """The subscriber directory's consent history as gzip JSON Lines (mtime 0: deterministic bytes)."""
+    accounts = {a.account_id: a for a in population.accounts}
+    later = {c.msisdn: c for c in changes}
+    lines = []
+    for s in population.subscribers:
+        account_created = accounts[s.account_id].created_on if s.is_b2b else s.created_on
+        base = {
+            "msisdn": s.msisdn, "account_id": s.account_id, "department": s.department, "jurisdiction": s.jurisdiction,
+            "home_country": s.home_country, "subscriber_created_on": s.created_on.isoformat(),
+            "account_created_on": account_created.isoformat(),
+        }
+        since = datetime.combine(s.created_on, datetime.min.time(), UTC)
+        lines.append({**base, "effective_from": since.isoformat().replace("+00:00", "Z"),
+                      "telemetry_level": s.telemetry_level, "diagnostics_opt_out": s.diagnostics_opt_out})
+        change = later.get(s.msisdn)
+        if change is not None:
+            at = datetime.fromtimestamp(change.effective_from_ms / 1000, UTC)
+            lines.append({**base, "effective_from": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                          "telemetry_level": change.telemetry_level, "diagnostics_opt_out": change.diagnostics_opt_out})
+    text = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+    return gzip.compress(text.encode(), mtime=0)
 
 
 __all__ = [
     "APP_VERSIONS", "BAD_RECORD_REASONS", "EXPECTED_REJECTION_REASONS", "FAULT_KINDS", "MARKETS",
-    "Account", "Device", "FaultPlan", "GeneratedDay", "LandingObject", "Population", "Subscriber",
+    "Account", "ConsentChange", "Device", "FaultPlan", "GeneratedDay", "LandingObject", "Population", "Subscriber",
     "build_population", "generate_day", "luhn_check_digit", "luhn_valid",
 ]

@@ -16,8 +16,16 @@ class SchemaMismatch(ValueError):
 
 
 def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
-    """Create the Delta table at the spec's location if it does not exist (schema, partitioning, comments)."""
+    """Create the Delta table at the spec's location if it does not exist (schema, partitioning, comments).
+
+    An existing table that lacks columns the spec has since gained gets them added (nullable), so a
+    lake written by an older release keeps working; any other difference is an error.
+    """
     from delta.tables import DeltaTable
+
+    if table_exists(spark, spec, settings):
+        _add_new_columns(spark, spec, settings)
+        return
 
     builder = DeltaTable.createIfNotExists(spark).location(spec.location(settings)).comment(spec.description)
     for column, field in zip(spec.columns, spec.spark_schema().fields):
@@ -25,6 +33,18 @@ def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> 
     if spec.partition_by:
         builder = builder.partitionedBy(*spec.partition_by)
     builder.property("voiplake.table", spec.name).property("voiplake.retention_tier", spec.retention_tier.value).execute()
+
+
+def _add_new_columns(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
+    existing = {f.name for f in spark.read.format("delta").load(spec.location(settings)).schema.fields}
+    added = [(c, f) for c, f in zip(spec.columns, spec.spark_schema().fields) if c.name not in existing]
+    if not added:
+        return
+    required = [c.name for c, _ in added if not c.nullable]
+    if required:
+        raise SchemaMismatch(f"{spec.name}: existing table lacks non-nullable column(s) {required}; migrate it")
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()} COMMENT '{c.description.replace(chr(39), '')}'" for c, f in added)
+    spark.sql(f"ALTER TABLE delta.`{spec.location(settings)}` ADD COLUMNS ({columns})")
 
 
 def table_exists(spark: "SparkSession", spec: TableSpec, settings: Settings) -> bool:
@@ -96,4 +116,18 @@ def upsert(spark: "SparkSession", df: "DataFrame", spec: TableSpec, settings: Se
         .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
         .execute()
+    )
+
+
+def replace_partitions(spark: "SparkSession", df: "DataFrame", spec: TableSpec, settings: Settings, *, where: str) -> None:
+    """Atomically replace the rows matching `where` (a predicate on partition columns) with `df`.
+
+    Every row of `df` must match `where` (Delta checks it); partitions outside it are untouched, and a
+    partition in `where` that `df` has no rows for ends up empty. Reruns give the same table content.
+    """
+    ensure_table(spark, spec, settings)
+    (
+        conform(df, spec).write.format("delta").mode("overwrite")
+        .option("replaceWhere", where)
+        .save(spec.location(settings))
     )

@@ -1,34 +1,126 @@
-"""Entry points that wire settings, keys and a SparkSession to a job's `run` (used by DAG tasks and the CLI)."""
+"""Entry points that wire settings, keys and a SparkSession to a job's `run` (used by DAG tasks and the CLI).
+
+Each returns a JSON-serializable dict (Airflow passes it on as XCom) and writes it to
+build/reports/<job>-<date>.json for people.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from lake_layout.config import Settings, load_settings
 
 if TYPE_CHECKING:
-    from jobs.bronze_ingest import IngestReport
+    from pyspark.sql import SparkSession
 
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "build" / "reports"
 
 
-def run_bronze_ingest(
-    *, upload_date: date, settings: Settings | None = None, dag_id: str | None = None, dag_run_id: str | None = None
-) -> "IngestReport":
-    from jobs import bronze_ingest
-    from jobs.keys import load_key_material
+def _plain(day: date) -> date:
+    """A plain date: Airflow hands over pendulum types, which Spark's type checks reject."""
+    return date(day.year, day.month, day.day)
+
+
+def _run_id(job: str, day: date, dag_run_id: str | None) -> dict[str, str]:
+    # A DAG run gets a run id derived from it, so lineage and quality results point back at the Airflow run.
+    return {"run_id": f"{job}:{day}:{dag_run_id}"} if dag_run_id else {}
+
+
+def _spark(settings: Settings, name: str) -> "SparkSession":
     from jobs.spark import build_spark
 
-    settings = settings or load_settings()
-    keys = load_key_material(Path(settings.keys.file))
-    spark = build_spark(settings, app_name=f"bronze_ingest {upload_date}")
-    # A DAG run gets a run id derived from it, so lineage points back at the Airflow run.
-    run_id = {"run_id": f"bronze_ingest:{upload_date}:{dag_run_id}"} if dag_run_id else {}
-    ctx = bronze_ingest.IngestContext(settings=settings, upload_date=upload_date, dag_id=dag_id, dag_run_id=dag_run_id, **run_id)
-    report = bronze_ingest.run(spark, ctx, keys)
+    return build_spark(settings, app_name=name)
+
+
+def _save(job: str, day: date, report: dict[str, Any]) -> dict[str, Any]:
     REPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    (REPORTS_DIR / f"bronze_ingest-{upload_date}.json").write_text(json.dumps(report.__dict__, indent=2, default=str))
+    (REPORTS_DIR / f"{job}-{day}.json").write_text(json.dumps(report, indent=2, default=str))
     return report
+
+
+def run_reference_ingest(*, export_date: date, settings: Settings | None = None) -> dict[str, Any]:
+    from jobs import reference_ingest
+    from jobs.keys import load_key_material
+
+    settings = settings or load_settings()
+    export_date = _plain(export_date)
+    keys = load_key_material(Path(settings.keys.file))
+    report = reference_ingest.run(_spark(settings, f"reference_ingest {export_date}"), settings, keys, export_date=export_date)
+    return _save("reference_ingest", export_date, dict(report.__dict__))
+
+
+def run_bronze_ingest(
+    *, upload_date: date, settings: Settings | None = None, dag_id: str | None = None, dag_run_id: str | None = None
+) -> dict[str, Any]:
+    from jobs import bronze_ingest
+    from jobs.keys import load_key_material
+
+    settings = settings or load_settings()
+    upload_date = _plain(upload_date)
+    keys = load_key_material(Path(settings.keys.file))
+    spark = _spark(settings, f"bronze_ingest {upload_date}")
+    ctx = bronze_ingest.IngestContext(settings=settings, upload_date=upload_date, dag_id=dag_id, dag_run_id=dag_run_id,
+                                      **_run_id("bronze_ingest", upload_date, dag_run_id))
+    return _save("bronze_ingest", upload_date, dict(bronze_ingest.run(spark, ctx, keys).__dict__))
+
+
+def run_silver_calls(
+    *, upload_date: date, settings: Settings | None = None, dag_id: str | None = None, dag_run_id: str | None = None
+) -> dict[str, Any]:
+    from jobs import silver_calls
+
+    settings = settings or load_settings()
+    upload_date = _plain(upload_date)
+    ctx = silver_calls.SilverContext(settings=settings, upload_date=upload_date, dag_id=dag_id, dag_run_id=dag_run_id,
+                                     **_run_id("silver_calls", upload_date, dag_run_id))
+    report = silver_calls.run(_spark(settings, f"silver_calls {upload_date}"), ctx)
+    return _save("silver_calls", upload_date, dict(report.__dict__))
+
+
+def run_gold_hourly_geo(
+    *, call_dates: Sequence[date | str], logical_date: date, settings: Settings | None = None,
+    dag_id: str | None = None, dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    from jobs import gold_hourly_geo
+
+    settings = settings or load_settings()
+    logical_date = _plain(logical_date)
+    days = tuple(date.fromisoformat(d) if isinstance(d, str) else _plain(d) for d in call_dates)
+    ctx = gold_hourly_geo.GoldContext(settings=settings, call_dates=days, logical_date=logical_date, dag_id=dag_id,
+                                      dag_run_id=dag_run_id, **_run_id("gold_hourly_geo", logical_date, dag_run_id))
+    report = gold_hourly_geo.run(_spark(settings, f"gold_hourly_geo {logical_date}"), ctx)
+    return _save("gold_hourly_geo", logical_date, dict(report.__dict__))
+
+
+def gate_scope(table: str, *, upload_date: date | None = None, call_dates: Sequence[date | str] = ()) -> str | None:
+    """The slice a quality gate checks: what the run wrote. None = nothing to check."""
+    if table == "bronze.call_events":
+        assert upload_date is not None
+        day = _plain(upload_date)
+        return f"received_at >= TIMESTAMP'{day} 00:00:00' AND received_at < TIMESTAMP'{day + timedelta(days=1)} 00:00:00'"
+    if not call_dates:
+        return None
+    return "call_date IN (" + ", ".join(f"DATE'{d}'" for d in call_dates) + ")"
+
+
+def run_quality_gate(
+    *, table: str, where: str | None, logical_date: date, settings: Settings | None = None, dag_run_id: str | None = None
+) -> dict[str, Any]:
+    """Validate `where` of `table` against expectations/<table>.json; raises QualityGateFailed (after
+    recording the results in audit.quality_results) when an expectation fails."""
+    import great_expectations  # noqa: F401  (before anything imports airflow's logging in this process)
+
+    from jobs import quality
+    from lake_layout.tables import table as table_spec
+
+    settings = settings or load_settings()
+    logical_date = _plain(logical_date)
+    if where is None:
+        return {"table": table, "skipped": "nothing written this run"}
+    spec = table_spec(table)
+    run_id = f"quality:{table}:{logical_date}:{dag_run_id}" if dag_run_id else f"quality:{table}:{logical_date}"
+    report = quality.run_gate(_spark(settings, f"quality {table}"), settings, spec, where=where, run_id=run_id, dag_run_id=dag_run_id)
+    return _save(f"quality-{table}", logical_date, report.summary())

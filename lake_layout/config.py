@@ -76,6 +76,44 @@ class GeneratorSettings:
 
 
 @dataclass(frozen=True)
+class SilverSettings:
+    incomplete_after_minutes: int  # a call_start with no end for this long (in data time) is closed as incomplete
+    future_tolerance_seconds: int  # corrected event times later than receive time + this are impossible
+
+    def __post_init__(self) -> None:
+        if self.incomplete_after_minutes < 1:
+            raise SettingsError("silver.incomplete_after_minutes must be >= 1")
+        if self.future_tolerance_seconds < 0:
+            raise SettingsError("silver.future_tolerance_seconds must be >= 0")
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    k_anonymity: int  # every published aggregate row covers at least k distinct subscribers
+    h3_cell_resolution: int  # finest geo zone of gold (H3 resolution)
+    h3_region_resolution: int  # the region a cell generalizes to
+
+    def __post_init__(self) -> None:
+        if self.k_anonymity < 2:
+            raise SettingsError(f"privacy.k_anonymity must be >= 2, got {self.k_anonymity}")
+        if not 0 <= self.h3_region_resolution < self.h3_cell_resolution <= 15:
+            raise SettingsError(
+                "privacy.h3_region_resolution must be coarser (smaller) than privacy.h3_cell_resolution, both in 0..15"
+            )
+
+
+@dataclass(frozen=True)
+class LineageSettings:
+    namespace: str  # OpenLineage job namespace
+    openlineage_file: str  # file transport target (one JSON event per line)
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    data_docs_dir: str  # where Great Expectations renders Data Docs (HTML) of the last run
+
+
+@dataclass(frozen=True)
 class Settings:
     lake: LakeSettings
     landing: LandingSettings
@@ -83,6 +121,10 @@ class Settings:
     keys: KeySettings
     spark: SparkSettings
     generator: GeneratorSettings
+    silver: SilverSettings
+    privacy: PrivacySettings
+    lineage: LineageSettings
+    quality: QualitySettings
 
     def with_lake_root(self, root: str) -> "Settings":
         return replace(self, lake=LakeSettings(root=root))
@@ -95,9 +137,14 @@ _SECTIONS: dict[str, type] = {
     "keys": KeySettings,
     "spark": SparkSettings,
     "generator": GeneratorSettings,
+    "silver": SilverSettings,
+    "privacy": PrivacySettings,
+    "lineage": LineageSettings,
+    "quality": QualitySettings,
 }
 # Keys holding local paths: resolved against the project root when relative.
-_PATH_KEYS = {("lake", "root"), ("object_store", "data_dir"), ("keys", "file"), ("spark", "ivy_dir")}
+_PATH_KEYS = {("lake", "root"), ("object_store", "data_dir"), ("keys", "file"), ("spark", "ivy_dir"),
+              ("lineage", "openlineage_file"), ("quality", "data_docs_dir")}
 
 
 def _resolve_path(value: str) -> str:

@@ -54,3 +54,12 @@ def parse_landing_key(key: str) -> LandingKey | None:
         batch_id=match["batch"],
         encoding="json" if match["suffix"] == ".json.gz" else "protobuf",
     )
+
+
+# The subscriber directory (CRM) exports its consent history once a day into the same bucket.
+DIRECTORY_PREFIX = "directory"
+
+
+def directory_export_key(day: date) -> str:
+    """Key of the subscriber directory export of `day`: gzip JSON Lines, one consent state per line."""
+    return f"{DIRECTORY_PREFIX}/export_date={day.isoformat()}/subscribers.jsonl.gz"

@@ -18,7 +18,14 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
 
 from infra.objectstore import S3ProxyServer, free_port
 from jobs.keys import KeyMaterial, load_key_material
-from lake_layout.config import KeySettings, ObjectStoreSettings, Settings, load_settings  # noqa: E402
+from lake_layout.config import (  # noqa: E402
+    KeySettings,
+    LineageSettings,
+    ObjectStoreSettings,
+    QualitySettings,
+    Settings,
+    load_settings,
+)
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +36,8 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return replace(
         settings.with_lake_root(str(tmp / "lake")),
         keys=KeySettings(file=str(tmp / "keys.json")),
+        lineage=LineageSettings(namespace="voiplake-test", openlineage_file=str(tmp / "openlineage" / "events.jsonl")),
+        quality=QualitySettings(data_docs_dir=str(tmp / "data_docs")),
     )
 
 

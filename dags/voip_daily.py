@@ -1,0 +1,130 @@
+"""Daily mobile VoIP telemetry pipeline: landing -> bronze -> silver -> gold, with quality gates between.
+
+What triggers what
+------------------
+* Runs once per UTC day, after the day has ended; logical date D = the upload date. Backfill a day with
+  `airflow dags test voip_daily D` or `airflow dags backfill voip_daily --start-date D1 --end-date D2`.
+* `ingest_directory` loads D's subscriber directory export (consent history, account creation dates)
+  into `reference.subscriber_consent`.
+* `ingest_landing` verifies, decodes and pseudonymizes every landing object received on D into
+  `bronze.call_events`; bad objects and records go to `bronze.quarantine`; processed objects are
+  recorded in `bronze.ingested_objects` so a rerun ingests nothing twice.
+* `check_bronze` runs the bronze expectation suite (expectations/bronze.call_events.json) on what
+  arrived on D. A failing suite stops the run here: silver is not built from it. Every gate records
+  its results in `audit.quality_results` and names the failing expectation and row count.
+* `build_silver` rebuilds every call touched by D's events (late events included) into `silver.calls`
+  and `silver.platform_completeness`; it reports the call dates that changed.
+* `check_silver`, then `build_gold` recomputes `gold.hourly_geo_usage` (k-anonymous) for exactly those
+  call dates, then `check_gold`.
+* Each task that writes a table updates that table's Asset, so downstream DAGs (privacy publications,
+  billing) schedule on `gold.hourly_geo_usage` / `silver.calls` rather than on a clock.
+
+Transient failures (object store hiccups, Spark executor loss) are retried; bad data is never a
+failure, it is quarantined. A failed quality gate is not retried: the data, not the system, is wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import Asset, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from lake_layout.config import load_settings
+from lake_layout.tables import (
+    AUDIT_LINEAGE,
+    AUDIT_QUALITY_RESULTS,
+    BRONZE_CALL_EVENTS,
+    BRONZE_INGESTED_OBJECTS,
+    BRONZE_QUARANTINE,
+    GOLD_HOURLY_GEO_USAGE,
+    REFERENCE_SUBSCRIBER_CONSENT,
+    SILVER_CALLS,
+    SILVER_PLATFORM_COMPLETENESS,
+    SILVER_QUARANTINE,
+)
+
+_SETTINGS = load_settings()
+ASSETS = {
+    spec.name: Asset(name=spec.name, uri=spec.asset_uri(_SETTINGS))
+    for spec in (
+        REFERENCE_SUBSCRIBER_CONSENT, BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
+        SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS, GOLD_HOURLY_GEO_USAGE,
+        AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS,
+    )
+}
+DAG_ID = "voip_daily"
+
+
+def _outlets(*specs):  # type: ignore[no-untyped-def]
+    return [ASSETS[s.name] for s in specs]
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["bronze", "silver", "gold", "quality"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+    doc_md=__doc__,
+)
+def voip_daily() -> None:
+    @task(outlets=_outlets(REFERENCE_SUBSCRIBER_CONSENT, AUDIT_LINEAGE))
+    def ingest_directory(*, logical_date: datetime) -> dict[str, object]:
+        from jobs.runner import run_reference_ingest
+
+        return run_reference_ingest(export_date=logical_date.date())
+
+    @task(outlets=_outlets(BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, AUDIT_LINEAGE))
+    def ingest_landing(*, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_bronze_ingest
+
+        return run_bronze_ingest(upload_date=logical_date.date(), dag_id=DAG_ID, dag_run_id=dag_run.run_id if dag_run else None)
+
+    @task(retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
+    def check_bronze(bronze: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import gate_scope, run_quality_gate
+
+        where = gate_scope(BRONZE_CALL_EVENTS.name, upload_date=logical_date.date())
+        return run_quality_gate(table=BRONZE_CALL_EVENTS.name, where=where, logical_date=logical_date.date(),
+                                dag_run_id=dag_run.run_id if dag_run else None)
+
+    @task(outlets=_outlets(SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS, AUDIT_LINEAGE))
+    def build_silver(gate: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_silver_calls
+
+        return run_silver_calls(upload_date=logical_date.date(), dag_id=DAG_ID, dag_run_id=dag_run.run_id if dag_run else None)
+
+    @task(retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
+    def check_silver(silver: dict[str, object], *, logical_date: datetime, dag_run=None) -> list[str]:  # type: ignore[no-untyped-def]
+        from jobs.runner import gate_scope, run_quality_gate
+
+        call_dates = list(silver["call_dates"])  # type: ignore[call-overload]
+        run_quality_gate(table=SILVER_CALLS.name, where=gate_scope(SILVER_CALLS.name, call_dates=call_dates),
+                         logical_date=logical_date.date(), dag_run_id=dag_run.run_id if dag_run else None)
+        return call_dates
+
+    @task(outlets=_outlets(GOLD_HOURLY_GEO_USAGE, AUDIT_LINEAGE))
+    def build_gold(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_gold_hourly_geo
+
+        return run_gold_hourly_geo(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
+                                   dag_run_id=dag_run.run_id if dag_run else None)
+
+    @task(retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
+    def check_gold(gold: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import gate_scope, run_quality_gate
+
+        where = gate_scope(GOLD_HOURLY_GEO_USAGE.name, call_dates=list(gold["call_dates"]))  # type: ignore[call-overload]
+        return run_quality_gate(table=GOLD_HOURLY_GEO_USAGE.name, where=where, logical_date=logical_date.date(),
+                                dag_run_id=dag_run.run_id if dag_run else None)
+
+    bronze = ingest_landing()
+    ingest_directory() >> bronze
+    silver = build_silver(check_bronze(bronze))
+    check_gold(build_gold(check_silver(silver)))
+
+
+voip_daily()

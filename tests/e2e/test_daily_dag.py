@@ -1,0 +1,333 @@
+"""End to end: generated days with faults -> S3Proxy landing zone -> Airflow DAG voip_daily ->
+bronze, silver, gold (k-anonymous) with quality gates and lineage, all on s3a://.
+
+The lake itself lives on the object store (s3a://), the DAG runs through `airflow dags test`.
+A second day brings offline-buffered (late) calls of the first day: silver MERGEs them into the
+first day's partition and gold recomputes that day.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from jobs import lake
+from jobs.cli import airflow_dags_test, day_summary, generate_to_landing
+from jobs.generate_telemetry import FaultPlan, generate_day
+from jobs.objectstore import ensure_bucket, s3_client
+from jobs.telemetry.codec import UploadRejected, decode_object
+from lake_layout.tables import (
+    AUDIT_QUALITY_RESULTS,
+    BRONZE_CALL_EVENTS,
+    BRONZE_INGESTED_OBJECTS,
+    BRONZE_QUARANTINE,
+    GOLD_HOURLY_GEO_USAGE,
+    SILVER_CALLS,
+    SILVER_PLATFORM_COMPLETENESS,
+    SILVER_QUARANTINE,
+)
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "voip_daily"
+DAY = date(2026, 11, 24)
+EVENTS = 3000
+SEED = 11
+EXPECTED_OBJECT_REASONS = {
+    "corrupt": {"corrupt_compression"}, "truncated": {"corrupt_compression"}, "tampered": {"bad_signature"},
+    "wrong_schema": {"wrong_schema", "undecodable_envelope"}, "unsupported_version": {"unsupported_schema_version"},
+}
+
+
+@pytest.fixture(scope="module")
+def s3_settings(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
+    s3 = settings.with_lake_root("s3a://voiplake-lake/lake")
+    ensure_bucket(s3_client(s3.object_store), "voiplake-lake")
+    return s3
+
+
+@pytest.fixture(scope="module")
+def generated(s3_settings, keys):  # type: ignore[no-untyped-def]
+    # The same call the CLI makes, so what lands is exactly what `voiplake generate --faults` writes.
+    summary = generate_to_landing(s3_settings, DAY, events=EVENTS, seed=SEED, faults=True)
+    day = generate_day(DAY, events=EVENTS, seed=SEED, keys=keys, prefix=s3_settings.landing.prefix,
+                       faults=FaultPlan.default(max(1, EVENTS // 40)))
+    assert summary["objects"] == len(day.objects)
+    return day
+
+
+@pytest.fixture(scope="module")
+def ingested(s3_settings, generated, tmp_path_factory, spark):  # type: ignore[no-untyped-def]
+    home = tmp_path_factory.mktemp("airflow")
+    airflow_dags_test(s3_settings, DAG_ID, DAY, log=home / "dag.log", airflow_home=home)
+    return home
+
+
+def metrics_of(row):  # type: ignore[no-untyped-def]
+    import json
+
+    return json.loads(row.metrics_json)
+
+
+def _raw_identifiers(generated, keys) -> set[str]:  # type: ignore[no-untyped-def]
+    raw: set[str] = set()
+    for obj in generated.objects:
+        try:
+            up = decode_object(obj.key, obj.body, lambda d, k: keys.device_key(d, k))
+        except UploadRejected:
+            continue
+        raw.add(up.header.device_id)
+        for e in up.events:
+            for name in ("msisdn", "callee_msisdn", "imei", "src_ip", "dst_ip"):
+                if isinstance(e.get(name), str) and len(e[name]) > 6:
+                    raw.add(e[name])
+    return raw
+
+
+def test_every_record_is_accounted_for_with_the_right_reasons(spark, s3_settings, generated, ingested) -> None:  # type: ignore[no-untyped-def]
+    manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, s3_settings)
+    per_object = {r.object_key: r for r in manifest.collect()}
+    assert set(per_object) == {o.key for o in generated.objects}
+    quarantine = lake.read_table(spark, BRONZE_QUARANTINE, s3_settings).collect()
+    reasons_by_key: dict[str, set[str]] = {}
+    for q in quarantine:
+        reasons_by_key.setdefault(q.object_key, set()).add(q.reason)
+    events = lake.read_table(spark, BRONZE_CALL_EVENTS, s3_settings)
+    accepted_by_key = {r.object_key: r["count"] for r in events.groupBy("object_key").count().collect()}
+
+    for obj in generated.objects:
+        row = per_object[obj.key]
+        assert row.records_received == row.records_accepted + row.records_quarantined, obj.key
+        assert accepted_by_key.get(obj.key, 0) == row.records_accepted
+        if obj.fault:
+            assert row.status == "quarantined" and row.records_accepted == 0
+            assert reasons_by_key[obj.key] <= EXPECTED_OBJECT_REASONS[obj.fault], (obj.fault, reasons_by_key[obj.key])
+        else:
+            assert row.records_received == obj.event_count
+            assert row.records_quarantined == len(obj.bad_record_indexes)
+            assert reasons_by_key.get(obj.key, set()) == set(obj.bad_record_reasons)
+
+    summary = day_summary(spark, s3_settings, DAY)
+    assert summary["events_received"] == summary["events_accepted"] + summary["events_quarantined"]
+    assert summary["objects_received"] == len(generated.objects)
+    assert summary["events_accepted"] == events.count()
+    faulty = {o.fault for o in generated.objects if o.fault}
+    assert faulty == set(EXPECTED_OBJECT_REASONS)
+    assert {"corrupt_compression", "bad_signature", "unsupported_schema_version"} <= set(summary["quarantined_by_reason"])
+
+
+def test_first_attempt_succeeds_and_lineage_is_recorded(spark, s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from lake_layout.tables import AUDIT_LINEAGE
+
+    log = (ingested / "dag.log").read_text()
+    assert "up_for_retry" not in log  # a retry would hide a crash behind idempotency
+    rows = lake.read_table(spark, AUDIT_LINEAGE, s3_settings).where(f"logical_date = DATE'{DAY}'").collect()
+    assert {r.job for r in rows} == {"reference_ingest", "bronze_ingest", "silver_calls", "gold_hourly_geo"}
+    lineage = next(r for r in rows if r.job == "bronze_ingest")
+    assert lineage.dag_id == DAG_ID and lineage.logical_date == DAY
+    assert len(lineage.code_version) >= 40
+    landing = json.loads(lineage.inputs_json)[0]
+    manifest = {r.object_key: r.sha256 for r in lake.read_table(spark, BRONZE_INGESTED_OBJECTS, s3_settings).collect()}
+    assert {o["key"]: o["sha256"] for o in landing["objects"]} == manifest
+    assert lineage.rows_in == metrics_of(lineage)["records_received"]
+    metrics = metrics_of(lineage)
+    summary = day_summary(spark, s3_settings, DAY)
+    assert metrics["records_received"] == summary["events_received"]
+    assert metrics["quarantined_by_reason"] == summary["quarantined_by_reason"]
+    outputs = json.loads(lineage.outputs_json)
+    assert outputs["bronze.call_events"]["version_after"] == summary["tables"]["bronze.call_events"]["delta_version"]
+
+
+def test_no_raw_identifier_in_any_bronze_column(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
+    raw = _raw_identifiers(generated, keys)
+    assert len(raw) > 100
+    raw_bytes = [r.encode() for r in raw]
+    for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS):
+        for row in lake.read_table(spark, spec, s3_settings).collect():
+            for name, value in row.asDict().items():
+                if isinstance(value, str):
+                    assert value not in raw, f"{spec.name}.{name} holds a raw identifier"
+                    assert not any(r in value for r in raw if len(r) > 9), f"{spec.name}.{name} embeds a raw identifier"
+                elif isinstance(value, (bytes, bytearray)):
+                    assert not any(r in value for r in raw_bytes), f"{spec.name}.{name} holds plaintext"
+
+
+def test_silver_accounts_for_every_bronze_event(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
+    bronze = lake.read_table(spark, BRONZE_CALL_EVENTS, s3_settings)
+    report = gold_or_silver_metrics(spark, s3_settings, "silver_calls", DAY)
+    assert report["bronze_events_read"] == bronze.count()
+    assert report["unique_events"] == bronze.select("event_id").distinct().count()
+    assert report["bronze_events_read"] == report["unique_events"] + report["duplicate_copies"]
+    assert report["unique_events"] == report["events_used"] + report["events_quarantined"]
+    retried = sum(o.event_count - len(o.bad_record_indexes) for o in generated.objects if o.is_retry and not o.fault)
+    assert report["duplicate_copies"] >= retried > 0
+
+    # skewed clocks (minutes, hours, a year ahead) are corrected, not rejected: no generated event is impossible
+    quarantined = lake.read_table(spark, SILVER_QUARANTINE, s3_settings).count()
+    assert quarantined == report["events_quarantined"] == 0
+
+    calls = lake.read_table(spark, SILVER_CALLS, s3_settings)
+    assert calls.count() == calls.select("call_id").distinct().count()
+    assert set(calls.columns) == set(SILVER_CALLS.column_names)  # no coordinates, IPs, device ids
+
+
+def test_consent_withdrawn_during_the_day_nulls_later_diagnostics(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from jobs.bronze_ingest import pseudonymize
+
+    assert generated.consent_changes
+    calls = lake.read_table(spark, SILVER_CALLS, s3_settings)
+    checked_after = 0
+    for change in generated.consent_changes:
+        sub = pseudonymize("msisdn", change.msisdn, keys.pseudonym.active_key)
+        at = datetime.fromtimestamp(change.effective_from_ms / 1000, tz=timezone.utc)
+        level, opt_out = change.telemetry_level, change.diagnostics_opt_out
+        rows = calls.where(f"subscriber_pseudonym = '{sub}' AND started_at IS NOT NULL").collect()
+        for row in rows:
+            started = row.started_at.replace(tzinfo=timezone.utc)
+            if started >= at:
+                checked_after += 1
+                assert row.telemetry_level == ("opted_out" if opt_out else level)
+                assert row.mos is None and row.jitter_ms is None
+    assert checked_after > 0  # the generated day has calls after a consent change
+    # diagnostics survive only where consent in force allowed them
+    assert calls.where("mos IS NOT NULL AND telemetry_level <> 'diagnostic'").count() == 0
+    assert calls.where("mos IS NOT NULL").count() > 0
+
+
+def published_rows_by_call(spark, s3_settings, day):  # type: ignore[no-untyped-def]
+    """Recompute from silver which gold row each call falls in: the finest published row whose key it has."""
+    from jobs.gold_hourly_geo import LEVELS, level_keys, usage_facts
+
+    gold = lake.read_table(spark, GOLD_HOURLY_GEO_USAGE, s3_settings).where(f"call_date = DATE'{day}'").collect()
+    key_cols = ("period_start", "geo_zone", "country_code", "network_class", "platform", "carrier_mccmnc")
+    published = {(r.generalization_level, *(r[c] for c in key_cols)): r for r in gold}
+    facts = usage_facts(lake.read_table(spark, SILVER_CALLS, s3_settings).where(f"call_date = DATE'{day}'"),
+                        region_resolution=s3_settings.privacy.h3_region_resolution)
+    keyed = {level.index: {r.call_id: r for r in level_keys(facts, level).collect()} for level in LEVELS}
+    assignment: dict[str, tuple] = {}
+    subscribers: dict[str, str] = {}
+    for call_id, fact in keyed[0].items():
+        subscribers[call_id] = fact.subscriber_pseudonym
+        for level in LEVELS:
+            row = keyed[level.index][call_id]
+            key = (level.index, *(row[c] for c in key_cols))
+            if row.geo_zone is not None and key in published:
+                assignment[call_id] = key
+                break
+    return published, assignment, subscribers
+
+
+def test_gold_rows_each_cover_at_least_k_subscribers_recomputed_from_silver(spark, s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    k = s3_settings.privacy.k_anonymity
+    published, assignment, subscribers = published_rows_by_call(spark, s3_settings, DAY)
+    assert published, "gold published nothing"
+    members: dict[tuple, set[str]] = {key: set() for key in published}
+    calls: dict[tuple, int] = {key: 0 for key in published}
+    for call_id, key in assignment.items():
+        members[key].add(subscribers[call_id])
+        calls[key] += 1
+    for key, row in published.items():
+        assert len(members[key]) >= k, key
+        assert row.distinct_subscribers == len(members[key]) and row.calls == calls[key] and row.k == k
+    # the run covered DAY and the earlier days offline phones reported; its suppression figures add up over them
+    report = gold_or_silver_metrics(spark, s3_settings, "gold_hourly_geo", DAY)
+    assert DAY.isoformat() in report["call_dates"]
+    total = suppressed = 0
+    for day in report["call_dates"]:
+        _, day_assignment, day_calls = published_rows_by_call(spark, s3_settings, date.fromisoformat(day))
+        total += len(day_calls)
+        suppressed += len(day_calls) - len(day_assignment)
+    assert report["calls"] == total and report["calls_suppressed"] == suppressed
+    assert report["suppressed_share"] == pytest.approx(suppressed / total, abs=1e-6)
+
+
+def test_quality_gates_recorded_and_passed(spark, s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    results = lake.read_table(spark, AUDIT_QUALITY_RESULTS, s3_settings).collect()
+    assert {r.table_name for r in results} == {"bronze.call_events", "silver.calls", "gold.hourly_geo_usage"}
+    assert all(r.success for r in results), [(r.suite, r.expectation_type, r.unexpected_count) for r in results if not r.success]
+    assert (Path(s3_settings.quality.data_docs_dir) / "index.html").exists()
+
+
+def test_lineage_cli_walks_from_gold_down_to_landing_objects(s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    from jobs.cli import airflow_env
+
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("voiplake")), "lineage", "gold.hourly_geo_usage"],
+        env=airflow_env(s3_settings), capture_output=True, text=True, check=True,
+    ).stdout
+    for expected in ("gold.hourly_geo_usage", "silver.calls", "bronze.call_events", "reference.subscriber_consent",
+                     "s3a://voiplake-landing/uploads/upload_date=2026-11-24"):
+        assert expected in out, out
+
+
+def gold_or_silver_metrics(spark, s3_settings, job, day):  # type: ignore[no-untyped-def]
+    from lake_layout.tables import AUDIT_LINEAGE
+
+    rows = lake.read_table(spark, AUDIT_LINEAGE, s3_settings).where(f"job = '{job}' AND logical_date = DATE'{day}'").collect()
+    assert len(rows) == 1, [r.run_id for r in rows]
+    return metrics_of(rows[0])
+
+
+def test_rerun_of_the_same_day_changes_no_table(spark, s3_settings, ingested, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    specs = (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, SILVER_CALLS, SILVER_QUARANTINE,
+             SILVER_PLATFORM_COMPLETENESS, GOLD_HOURLY_GEO_USAGE)
+    before = {s.name: lake.table_version(spark, s, s3_settings) for s in specs}
+    counts = {s.name: lake.read_table(spark, s, s3_settings).count() for s in specs}
+    airflow_dags_test(s3_settings, DAG_ID, DAY, log=tmp_path / "rerun.log", airflow_home=ingested)
+    assert {s.name: lake.table_version(spark, s, s3_settings) for s in specs} == before
+    assert {s.name: lake.read_table(spark, s, s3_settings).count() for s in specs} == counts
+
+
+def test_query_cli_prints_csv_only(s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    from jobs.cli import airflow_env
+
+    env = airflow_env(s3_settings)
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("voiplake")), "query",
+         "SELECT platform, count(*) AS n FROM bronze.call_events GROUP BY platform ORDER BY platform", "--format", "csv"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    lines = out.stdout.splitlines()
+    assert lines[0] == "platform,n"
+    assert [line.split(",")[0] for line in lines[1:]] == ["android", "ios", "web"]
+    assert all(int(line.split(",")[1]) > 0 for line in lines[1:])
+
+
+NEXT_DAY = date(2026, 11, 25)
+
+
+def test_late_calls_merge_into_their_day_and_gold_recomputes_it(spark, s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    from pyspark.sql import functions as F
+
+    calls = lake.read_table(spark, SILVER_CALLS, s3_settings)
+    day_calls_before = calls.where(F.col("call_date") == DAY).count()
+    gold_rows_before = lake.read_table(spark, GOLD_HOURLY_GEO_USAGE, s3_settings).where(F.col("call_date") == DAY).agg(F.sum("calls")).first()[0]
+    gold_version_before = lake.table_version(spark, GOLD_HOURLY_GEO_USAGE, s3_settings)
+
+    generate_to_landing(s3_settings, NEXT_DAY, events=EVENTS, seed=SEED, faults=False)
+    airflow_dags_test(s3_settings, DAG_ID, NEXT_DAY, log=ingested / "next-day.log", airflow_home=ingested)
+
+    silver = gold_or_silver_metrics(spark, s3_settings, "silver_calls", NEXT_DAY)
+    assert DAY.isoformat() in silver["call_dates"] and NEXT_DAY.isoformat() in silver["call_dates"]
+    calls = lake.read_table(spark, SILVER_CALLS, s3_settings)
+    late = calls.where((F.col("call_date") == DAY) & (F.to_date("first_received_at") == NEXT_DAY)).count()
+    assert late > 0
+    assert calls.where(F.col("call_date") == DAY).count() == day_calls_before + late
+    gold = gold_or_silver_metrics(spark, s3_settings, "gold_hourly_geo", NEXT_DAY)
+    assert DAY.isoformat() in gold["call_dates"]
+    assert lake.table_version(spark, GOLD_HOURLY_GEO_USAGE, s3_settings) > gold_version_before
+    # the recomputed day counts the late calls (published or suppressed) and still holds k for every row
+    published, assignment, subscribers = published_rows_by_call(spark, s3_settings, DAY)
+    assert len(subscribers) == day_calls_before + late
+    gold_calls = lake.read_table(spark, GOLD_HOURLY_GEO_USAGE, s3_settings).where(F.col("call_date") == DAY).agg(F.sum("calls")).first()[0]
+    assert gold_calls == len(assignment) and gold_calls >= gold_rows_before
+    k = s3_settings.privacy.k_anonymity
+    assert all(row.distinct_subscribers >= k for row in published.values())
