@@ -209,6 +209,9 @@ def airflow_env(settings: Settings, airflow_home: Path | None = None) -> dict[st
     env["VOIPLAKE_LAKE_ROOT"] = settings.lake.root
     env["VOIPLAKE_OBJECT_STORE_ENDPOINT"] = settings.object_store.endpoint
     env["VOIPLAKE_KEYS_FILE"] = settings.keys.file
+    env["VOIPLAKE_QUALITY_DATA_DOCS_DIR"] = settings.quality.data_docs_dir
+    env["VOIPLAKE_LINEAGE_OPENLINEAGE_FILE"] = settings.lineage.openlineage_file
+    env["VOIPLAKE_LINEAGE_NAMESPACE"] = settings.lineage.namespace
     return env
 
 

@@ -11,11 +11,23 @@ collector sees:
 * offline buffering: ~3 % of batches carry events from 1-3 days before `day` (received on `day`);
 * retried uploads: ~2 % of batches arrive twice (same batch_id and bytes, a later key);
 * injected faults (`FaultPlan`): corrupt / truncated gzip, tampered batches (re-hashed, not re-signed),
-  objects that are not uploads, an unsupported schema version, and invalid records in valid batches.
+  objects that are not uploads, an unsupported schema version, and invalid records in valid batches;
+* impossible times in well-formed uploads (`FaultPlan.future_events` / `prehistoric_events`): an event
+  stamped days after it was received, beyond what the batch's clock offset explains, or ~10 years before
+  its subscriber's account existed (device RTC reset). Bronze accepts them; silver quarantines them
+  (future_timestamp / before_account_creation).
 
-Every `LandingObject` records what was injected, so tests and the end-to-end run check bronze's
-accounting object by object. Same (day, events, seed, keys) -> byte-identical keys and bodies: all
-randomness comes from `random.Random` streams seeded by strings, and gzip's mtime is 0.
+Besides the uploads, the day has one subscriber directory export (`directory_key`, gzip JSON Lines): every
+consent state of every subscriber, raw MSISDNs included (it is the CRM's extract). ~2 % of the day's
+callers change consent during the day (diagnostic -> basic, or opt out of diagnostics); their clients keep
+sending the old level for the rest of the day (SDK config sync lag), so silver must apply the directory's
+consent by event time.
+
+Every `LandingObject` records what was injected, and `GeneratedDay.consent_changes` what changed, so tests
+and the end-to-end run check bronze's and silver's accounting object by object. Same (day, events, seed,
+keys) -> byte-identical keys and bodies: all randomness comes from `random.Random` streams seeded by
+strings, and gzip's mtime is 0. Features added later draw from streams of their own, so the uploads of a
+plan without them stay what they were.
 """
 
 from __future__ import annotations
@@ -35,12 +47,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobs.keys import KeyMaterial
 from jobs.telemetry import upload_pb2 as pb
 from jobs.telemetry.codec import Header, encode_json, encode_protobuf
-from lake_layout.landing import directory_export_key, landing_object_key
+from lake_layout.landing import DIRECTORY_PREFIX, directory_export_key, landing_object_key
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -68,6 +80,13 @@ EXPECTED_REJECTION_REASONS: dict[str, frozenset[str]] = {
     "unsupported_version": frozenset({"unsupported_schema_version"}),
 }
 BAD_RECORD_REASONS = ("invalid_msisdn", "missing_required_field", "invalid_duration", "invalid_ip")
+# Reason silver must give each kind of impossible event time (silver.quarantine.reason).
+TIME_FAULT_REASONS = {"future_events": "future_timestamp", "prehistoric_events": "before_account_creation"}
+FUTURE_SHIFT_DAYS = (2, 5)  # a future event claims to have happened this many days after it was received
+RTC_RESET_DAYS_BEFORE_ACCOUNT = 3650  # a reset device clock dates an event ~10 years before the account
+CONSENT_CHANGE_SHARE = 0.02  # of the day's callers
+_CONSENT_MIN_GAP_MS = 60_000  # a change falls between two calls at least this far apart: clock correction
+#                              (good to ~1 s) cannot move either call to the other side of it
 
 PLATFORM_SHARES = (("ios", 0.40), ("android", 0.45), ("web", 0.15))
 # app_version -> (CallEvent schema version, share of installs); the oldest releases still send schema 1.
@@ -216,6 +235,8 @@ class FaultPlan:
 
     Object-level faults go to distinct objects whose batch was uploaded once (never to a retried batch,
     so a retry's body always equals its original's); bad records go to valid, correctly signed batches.
+    Time faults go to valid events of valid, correctly signed (after the change) batches uploaded once, one
+    event per affected call, never in a call with a bad record or of a subscriber who changes consent.
     """
 
     corrupt: int = 0  # bytes flipped inside the gzip stream -> corrupt_compression
@@ -224,22 +245,26 @@ class FaultPlan:
     wrong_schema: int = 0  # valid gzip of something that is not an upload -> wrong_schema
     unsupported_version: int = 0  # correctly signed batch with schema_version 7 -> unsupported_schema_version
     bad_records: int = 0  # invalid events inside valid batches (see BAD_RECORD_REASONS)
+    future_events: int = 0  # events dated 2-5 days after receipt (clock offset cannot explain it) -> future_timestamp
+    prehistoric_events: int = 0  # events dated ~10 years before the account existed -> before_account_creation
 
     def __post_init__(self) -> None:
-        for name in (*FAULT_KINDS, "bad_records"):
+        for name in (*FAULT_KINDS, "bad_records", *TIME_FAULT_REASONS):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"FaultPlan.{name} must be a non-negative integer, got {value!r}")
 
     @classmethod
     def default(cls, n_objects: int) -> FaultPlan:
-        """~0.5 % of `n_objects` per object-level fault and bad records for ~0.2 % of the events
-        (assuming ~40 events per object); at least one of each."""
+        """~0.5 % of `n_objects` per object-level fault, bad records for ~0.2 % of the events and each
+        time fault for ~0.05 % of them (assuming ~40 events per object); at least one of each."""
         if n_objects < 1:
             raise ValueError(f"FaultPlan.default needs n_objects >= 1, got {n_objects}")
         per_kind = max(1, round(n_objects * 0.005))
         bad = max(1, round(n_objects * EVENTS_PER_OBJECT_ESTIMATE * 0.002))
-        return cls(per_kind, per_kind, per_kind, per_kind, per_kind, bad)
+        per_time_fault = max(1, round(n_objects * EVENTS_PER_OBJECT_ESTIMATE * 0.0005))
+        return cls(per_kind, per_kind, per_kind, per_kind, per_kind, bad,
+                   future_events=per_time_fault, prehistoric_events=per_time_fault)
 
     def object_faults(self) -> dict[str, int]:
         """Object-level fault kind -> count, in `FAULT_KINDS` order."""
@@ -257,6 +282,8 @@ class LandingObject:
     bad_record_indexes: tuple[int, ...] = ()  # positions of events made invalid
     bad_record_reasons: tuple[str, ...] = ()  # parallel to bad_record_indexes, from BAD_RECORD_REASONS
     is_retry: bool = False  # a second upload of an earlier batch: same batch_id and body, later received_at
+    time_fault_indexes: tuple[int, ...] = ()  # positions of valid events with an impossible time
+    time_fault_reasons: tuple[str, ...] = ()  # parallel: "future_timestamp" | "before_account_creation"
 
 
 @dataclass(frozen=True)
@@ -307,14 +334,16 @@ class Population:
     devices: list[Device]
 
 
-@dataclass(frozen=True)
-class ConsentChange:
-    """A subscriber changed consent during the day; the client keeps sending its old level (SDK config lag)."""
+class ConsentChange(NamedTuple):
+    """A subscriber changed consent during the day; the client keeps sending its old level (SDK config lag).
+
+    The directory records it as the subscriber's second state, in force from `effective_from_ms` (true
+    UTC time, inside the day, after the subscriber was created)."""
 
     msisdn: str
     effective_from_ms: int
-    telemetry_level: str
-    diagnostics_opt_out: bool
+    telemetry_level: str  # the new level: "basic" | "diagnostic"
+    diagnostics_opt_out: bool  # the new opt-out
 
 
 @dataclass(frozen=True)
@@ -323,8 +352,8 @@ class GeneratedDay:
     objects: list[LandingObject]  # sorted by key (= by receive time)
     population: Population
     directory_key: str = ""  # the subscriber directory export of the day (landing bucket)
-    directory_body: bytes = b""  # gzip JSON Lines: every consent state of every subscriber
-    consent_changes: tuple[ConsentChange, ...] = ()
+    directory_body: bytes = b""  # gzip JSON Lines: every consent state of every subscriber (see directory_export)
+    consent_changes: tuple[ConsentChange, ...] = ()  # sorted by msisdn
 
     @property
     def events_total(self) -> int:
@@ -544,6 +573,7 @@ class _Batch:
     retry_received_ms: int | None = None
     fault: str | None = None
     bad: list[tuple[int, str]] = field(default_factory=list)
+    time_faults: list[tuple[int, str]] = field(default_factory=list)  # (event index, silver reason)
 
 
 class _DeviceDay:
@@ -912,10 +942,59 @@ def _inject_faults(rng: random.Random, batches: list[_Batch], plan: FaultPlan) -
         batch.bad.sort()
 
 
+def _account_created_on(accounts: dict[str, Account], subscriber: Subscriber) -> date:
+    """The B2B account's creation date (`accounts` by account_id); a consumer's account is their subscription."""
+    return accounts[subscriber.account_id].created_on if subscriber.is_b2b else subscriber.created_on
+
+
+def _inject_time_faults(
+    rng: random.Random, batches: list[_Batch], plan: FaultPlan, population: Population, *, spare: set[str]
+) -> None:
+    """Give valid events of valid single-upload batches an impossible time, one event per call.
+
+    Runs before encoding, so the batch is signed over the changed event: a well-formed upload that
+    bronze accepts. Calls of subscribers in `spare` (those changing consent today) are left alone.
+    """
+    wanted = [reason for name, reason in TIME_FAULT_REASONS.items() for _ in range(getattr(plan, name))]
+    if not wanted:
+        return
+    calls: dict[str, list[tuple[_Batch, int]]] = {}  # call_id -> its eligible events, in generation order
+    for batch in batches:
+        if batch.fault is not None or batch.retry_received_ms is not None:
+            continue
+        bad = {i for i, _ in batch.bad}
+        for index, event in enumerate(batch.events):
+            if index not in bad and event["msisdn"] not in spare:
+                calls.setdefault(event["call_id"], []).append((batch, index))
+    if len(wanted) > len(calls):
+        raise ValueError(
+            f"FaultPlan asks for {len(wanted)} events with impossible times but only {len(calls)} calls have "
+            "events in valid single-upload batches; lower the plan or generate more events"
+        )
+    rng.shuffle(wanted)
+    by_msisdn = {s.msisdn: s for s in population.subscribers}
+    accounts = {a.account_id: a for a in population.accounts}
+    for call_id, reason in zip(rng.sample(sorted(calls), len(wanted)), wanted):
+        batch, index = rng.choice(calls[call_id])
+        event = batch.events[index]
+        if reason == "future_timestamp":
+            # Claims to have happened days after the collector received it, beyond what the skew explains.
+            true_ms = batch.received_ms + rng.randint(FUTURE_SHIFT_DAYS[0] * DAY_MS, FUTURE_SHIFT_DAYS[1] * DAY_MS)
+            event["event_ms"] = true_ms + batch.device.clock_skew_ms
+        else:
+            # The device's RTC was reset: a timestamp from years before the account existed (still after 1970).
+            created_ms = _day_start_ms(_account_created_on(accounts, by_msisdn[event["msisdn"]]))
+            event["event_ms"] = max(1, created_ms - RTC_RESET_DAYS_BEFORE_ACCOUNT * DAY_MS + rng.randrange(DAY_MS))
+        batch.time_faults.append((index, reason))
+    for batch in batches:
+        batch.time_faults.sort()
+
+
 # ----------------------------------------------------------------------------- the day
 
 def generate_day(
-    day: date, *, events: int, seed: int, keys: KeyMaterial, prefix: str, faults: FaultPlan | None = None
+    day: date, *, events: int, seed: int, keys: KeyMaterial, prefix: str, faults: FaultPlan | None = None,
+    directory_prefix: str = DIRECTORY_PREFIX,
 ) -> GeneratedDay:
     """One day of landing objects received on `day` (UTC), deterministic for (day, events, seed, keys).
 
@@ -926,7 +1005,13 @@ def generate_day(
       `keys.device_key(device_id, keys.device_master.active)`, holding `event_count` events of which
       exactly those at `bad_record_indexes` are invalid, for the parallel `bad_record_reasons`;
     * a fault object is rejected for one of `EXPECTED_REJECTION_REASONS[fault]`;
-    * a retry (`is_retry`) has its original's batch_id and body and a later receive time.
+    * a retry (`is_retry`) has its original's batch_id and body and a later receive time;
+    * the events at `time_fault_indexes` are valid for bronze, but corrected with the batch's clock offset
+      they are later than receipt + 1 day ("future_timestamp") or earlier than the subscriber's
+      account_created_on ("before_account_creation"), for the parallel `time_fault_reasons`;
+    * `directory_key` = `directory_export_key(day, prefix=directory_prefix)`; `directory_body` holds every
+      consent state of every subscriber (`directory_export`), the second state of a subscriber being their
+      `consent_changes` entry; at least one change when anybody without an opt-out called (or exists).
     Raises ValueError for a non-positive `events` or a fault plan larger than the generated day.
     """
     if not isinstance(events, int) or events < 1:
@@ -976,6 +1061,10 @@ def generate_day(
         delay = int(math.exp(rng.uniform(math.log(3_000), math.log(600_000))))
         batch.retry_received_ms = min(batch.received_ms + delay, day_end - 1)
     _inject_faults(rng, batches, plan)
+    # Both from streams of their own, so adding them changed no upload of a plan without time faults.
+    changes = _consent_changes(population, day, seed, batches=batches)
+    _inject_time_faults(random.Random(f"voiplake-time-faults:{seed}:{day.isoformat()}"), batches, plan, population,
+                        spare={c.msisdn for c in changes})
 
     objects: list[LandingObject] = []
     device_keys: dict[str, bytes] = {}
@@ -1012,43 +1101,65 @@ def generate_day(
                 key=landing_object_key(prefix, received_at_ms=received_ms, batch_id=batch.batch_id, encoding=encoding),
                 body=body, fault=batch.fault, event_count=len(batch.events), bad_record_indexes=bad_indexes,
                 bad_record_reasons=bad_reasons, is_retry=is_retry,
+                time_fault_indexes=tuple(i for i, _ in batch.time_faults),
+                time_fault_reasons=tuple(r for _, r in batch.time_faults),
             ))
     objects.sort(key=lambda o: o.key)
-    changes = _consent_changes(population, day, seed, batches=batches)
     return GeneratedDay(
-        day=day, objects=objects, population=population, directory_key=directory_export_key(day),
+        day=day, objects=objects, population=population,
+        directory_key=directory_export_key(day, prefix=directory_prefix),
         directory_body=directory_export(population, changes), consent_changes=changes,
     )
 
 
-CONSENT_CHANGE_SHARE = 0.02
-
-
 def _consent_changes(population: Population, day: date, seed: int, *, batches: list[_Batch]) -> tuple[ConsentChange, ...]:
-    """~2 % of today's callers (at least one) withdraw diagnostics between two of their calls of the day:
-    diagnostic subscribers drop to basic or opt out; basic ones opt out. Own random stream: the traffic
-    is unchanged, and the client keeps reporting its old level after the change."""
+    """~2 % of today's callers (at least one) withdraw diagnostics during the day: diagnostic subscribers
+    drop to basic or opt out, basic ones opt out; subscribers already opted out do not change.
+
+    The change falls between two of the subscriber's calls of the day at least a minute apart where they
+    have such a pair (preferred), else after their last (or before their first) call; the client keeps
+    reporting its old level afterwards. Own random stream: the traffic is the same with or without consent changes.
+    """
     rng = random.Random(f"voiplake-consent:{seed}:{day.isoformat()}")
     day_start = _day_start_ms(day)
-    starts: dict[str, list[int]] = {}
+    day_end = day_start + DAY_MS
+    starts: dict[str, set[int]] = {}
     for batch in batches:
         for e in batch.events:
             if e.get("event_type") != "call_start" or not isinstance(e.get("event_ms"), int):
-                continue  # an injected bad record
+                continue
             true_ms = e["event_ms"] - batch.device.clock_skew_ms
-            if day_start <= true_ms < day_start + DAY_MS:
-                starts.setdefault(e["msisdn"], []).append(true_ms)
+            if day_start <= true_ms < day_end:
+                starts.setdefault(e["msisdn"], set()).add(true_ms)
     by_msisdn = {s.msisdn: s for s in population.subscribers}
-    candidates = sorted(m for m, times in starts.items() if m in by_msisdn and len(set(times)) >= 2 and not by_msisdn[m].diagnostics_opt_out)
-    if not candidates:
-        return ()
-    picked = rng.sample(candidates, max(1, round(len(candidates) * CONSENT_CHANGE_SHARE)))
+    callers = sorted(m for m in starts if m in by_msisdn)  # a bad record's msisdn is nobody's
+    if callers:
+        eligible = [m for m in callers if not by_msisdn[m].diagnostics_opt_out]
+        wanted = min(len(eligible), max(1, round(CONSENT_CHANGE_SHARE * len(callers))))
+    else:  # nobody called today (cannot happen with >= 1 call, kept for the contract)
+        eligible = [s.msisdn for s in population.subscribers if not s.diagnostics_opt_out]
+        wanted = min(len(eligible), 1)
+
+    def gaps(msisdn: str) -> list[tuple[int, int]]:
+        times = sorted(starts.get(msisdn, ()))
+        return [(a, b) for a, b in zip(times, times[1:]) if b - a >= _CONSENT_MIN_GAP_MS]
+
+    between = [m for m in eligible if gaps(m)]  # preferred: calls on both sides of the change
+    others = [m for m in eligible if not gaps(m)]
+    picked = rng.sample(between, min(wanted, len(between)))
+    picked += rng.sample(others, wanted - len(picked))
     changes = []
     for msisdn in sorted(picked):
         subscriber = by_msisdn[msisdn]
-        times = sorted(set(starts[msisdn]))
-        middle = rng.randrange(1, len(times))
-        at = (times[middle - 1] + times[middle]) // 2  # calls on both sides of the change
+        pairs = gaps(msisdn)
+        if pairs:
+            a, b = rng.choice(pairs)
+            at = (a + b) // 2
+        elif msisdn in starts:  # one call (or a few within a minute): change after the last, else before the first
+            first, last = min(starts[msisdn]), max(starts[msisdn])
+            at = (last + day_end) // 2 if day_end - last >= 2 * _CONSENT_MIN_GAP_MS else (day_start + first) // 2
+        else:
+            at = day_start + rng.randrange(DAY_MS)
         if subscriber.telemetry_level == "diagnostic" and rng.random() < 0.5:
             changes.append(ConsentChange(msisdn, at, "basic", False))
         else:
@@ -1057,12 +1168,18 @@ def _consent_changes(population: Population, day: date, seed: int, *, batches: l
 
 
 def directory_export(population: Population, changes: tuple[ConsentChange, ...]) -> bytes:
-    """The subscriber directory's consent history as gzip JSON Lines (mtime 0: deterministic bytes)."""
+    """The subscriber directory's consent history as gzip JSON Lines (mtime 0: deterministic bytes).
+
+    One line per consent state per subscriber, keys sorted: msisdn (raw E.164: the CRM's extract), account_id,
+    department (null for consumers), jurisdiction, home_country, subscriber_created_on, account_created_on
+    (ISO dates; a consumer's account is their subscription), effective_from (ISO-8601 UTC with "Z"; the first
+    state is in force from subscriber_created_on 00:00), telemetry_level, diagnostics_opt_out.
+    """
     accounts = {a.account_id: a for a in population.accounts}
     later = {c.msisdn: c for c in changes}
     lines = []
     for s in population.subscribers:
-        account_created = accounts[s.account_id].created_on if s.is_b2b else s.created_on
+        account_created = _account_created_on(accounts, s)
         base = {
             "msisdn": s.msisdn, "account_id": s.account_id, "department": s.department, "jurisdiction": s.jurisdiction,
             "home_country": s.home_country, "subscriber_created_on": s.created_on.isoformat(),
@@ -1081,7 +1198,7 @@ def directory_export(population: Population, changes: tuple[ConsentChange, ...])
 
 
 __all__ = [
-    "APP_VERSIONS", "BAD_RECORD_REASONS", "EXPECTED_REJECTION_REASONS", "FAULT_KINDS", "MARKETS",
+    "APP_VERSIONS", "BAD_RECORD_REASONS", "EXPECTED_REJECTION_REASONS", "FAULT_KINDS", "MARKETS", "TIME_FAULT_REASONS",
     "Account", "ConsentChange", "Device", "FaultPlan", "GeneratedDay", "LandingObject", "Population", "Subscriber",
-    "build_population", "generate_day", "luhn_check_digit", "luhn_valid",
+    "build_population", "directory_export", "generate_day", "luhn_check_digit", "luhn_valid",
 ]

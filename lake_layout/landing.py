@@ -1,6 +1,7 @@
 """The landing zone's object-key layout: the one place it is written.
 
-    <prefix>/upload_date=YYYY-MM-DD/hour=HH/<received_at_ms>-<batch_id>.<pb|json>.gz
+    <prefix>/upload_date=YYYY-MM-DD/hour=HH/<received_at_ms>-<batch_id>.<pb|json>.gz    client uploads
+    directory/export_date=YYYY-MM-DD/subscribers.jsonl.gz                              subscriber directory
 
 `upload_date` / `hour` are the collector's receive time in UTC. The collector names objects
 after its receive time, so `received_at_ms` travels with the object.
@@ -56,10 +57,18 @@ def parse_landing_key(key: str) -> LandingKey | None:
     )
 
 
-# The subscriber directory (CRM) exports its consent history once a day into the same bucket.
+# The subscriber directory (CRM) exports its consent history once a day into the landing bucket, beside
+# the uploads:
+#
+#     <directory prefix>/export_date=YYYY-MM-DD/subscribers.jsonl.gz
 DIRECTORY_PREFIX = "directory"
+DIRECTORY_EXPORT_FILE = "subscribers.jsonl.gz"
 
 
-def directory_export_key(day: date) -> str:
-    """Key of the subscriber directory export of `day`: gzip JSON Lines, one consent state per line."""
-    return f"{DIRECTORY_PREFIX}/export_date={day.isoformat()}/subscribers.jsonl.gz"
+def directory_export_key(day: date, *, prefix: str = DIRECTORY_PREFIX) -> str:
+    """Key of the subscriber directory export of `day` under `prefix` (the directory's prefix root):
+    gzip JSON Lines, one consent state per line."""
+    root = prefix.strip("/")
+    if not root:
+        raise ValueError("the directory export prefix must not be empty (the bucket root holds no exports)")
+    return f"{root}/export_date={day.isoformat()}/{DIRECTORY_EXPORT_FILE}"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import json
 import math
 import re
 import statistics
 import uuid
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from jobs.generate_telemetry import (
     FAULT_KINDS,
     MARKETS,
     SIGNAL_METRICS,
+    TIME_FAULT_REASONS,
     FaultPlan,
     GeneratedDay,
     LandingObject,
@@ -32,7 +34,7 @@ from jobs.generate_telemetry import (
 )
 from jobs.keys import new_key_material
 from jobs.telemetry.codec import DecodedUpload, UploadRejected, decode_object
-from lake_layout.landing import parse_landing_key
+from lake_layout.landing import directory_export_key, parse_landing_key
 
 DAY = date(2026, 11, 24)  # a Tuesday
 DAY_START_MS = int(datetime(2026, 11, 24, tzinfo=UTC).timestamp() * 1000)
@@ -40,7 +42,8 @@ DAY_END_MS = DAY_START_MS + 86_400_000
 EVENTS = 5000
 SEED = 3
 KEYS = new_key_material()
-PLAN = FaultPlan(corrupt=2, truncated=2, tampered=2, wrong_schema=3, unsupported_version=2, bad_records=16)
+PLAN = FaultPlan(corrupt=2, truncated=2, tampered=2, wrong_schema=3, unsupported_version=2, bad_records=16,
+                 future_events=5, prehistoric_events=6)
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 CITIES = [(c.latitude, c.longitude) for m in MARKETS for c in m.cities]
 
@@ -65,22 +68,39 @@ def clean(day: GeneratedDay) -> list[tuple[LandingObject, DecodedUpload]]:
 
 
 def _events(clean: list[tuple[LandingObject, DecodedUpload]]) -> list[tuple[DecodedUpload, dict[str, Any]]]:
-    """Valid events of first uploads only (bad records and retried copies left out), with their upload."""
+    """Valid events of first uploads only (bad records, impossible times and retried copies left out), with
+    their upload."""
     out: list[tuple[DecodedUpload, dict[str, Any]]] = []
     for obj, up in clean:
         if obj.is_retry:
             continue
-        bad = set(obj.bad_record_indexes)
-        out.extend((up, e) for i, e in enumerate(up.events) if i not in bad)
+        skip = set(obj.bad_record_indexes) | set(obj.time_fault_indexes)
+        out.extend((up, e) for i, e in enumerate(up.events) if i not in skip)
     return out
+
+
+def _received_ms(obj: LandingObject) -> int:
+    parsed = parse_landing_key(obj.key)
+    assert parsed is not None
+    return parsed.received_at_ms
+
+
+def _midnight_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def _account_created_on(generated: GeneratedDay) -> dict[str, date]:
+    accounts = {a.account_id: a.created_on for a in generated.population.accounts}
+    return {s.msisdn: accounts[s.account_id] if s.is_b2b else s.created_on for s in generated.population.subscribers}
 
 
 # ----------------------------------------------------------------------------- determinism and shape
 
 def test_same_seed_gives_identical_objects_and_another_seed_does_not(day: GeneratedDay) -> None:
     again = _generate()
-    assert [(o.key, o.body, o.fault, o.bad_record_indexes, o.is_retry) for o in again.objects] == \
-           [(o.key, o.body, o.fault, o.bad_record_indexes, o.is_retry) for o in day.objects]
+    assert again.objects == day.objects  # keys, bodies and every piece of ground truth
+    assert (again.directory_key, again.directory_body, again.consent_changes) == \
+           (day.directory_key, day.directory_body, day.consent_changes)
     assert again.population == day.population
     other = _generate(seed=SEED + 1)
     assert {o.key for o in other.objects}.isdisjoint({o.key for o in day.objects})
@@ -179,6 +199,52 @@ def test_bad_records_are_exactly_the_reported_events(clean: list[tuple[LandingOb
     assert set(reasons) == set(BAD_RECORD_REASONS)
 
 
+def test_time_faults_are_well_formed_uploads_with_impossible_corrected_times(
+    day: GeneratedDay, clean: list[tuple[LandingObject, DecodedUpload]]
+) -> None:
+    account_created = _account_created_on(day)
+    changed = {c.msisdn for c in day.consent_changes}
+    seen: Counter[str] = Counter()
+    faulted_calls: list[str] = []
+    impossible: set[tuple[str, int]] = set()  # what silver must quarantine, judged from the decoded objects alone
+    for obj, up in clean:
+        received = _received_ms(obj)
+        offset = clock_offset_ms(up.header, received)
+        for index, event in enumerate(up.events):
+            if index in obj.bad_record_indexes:
+                continue
+            corrected = event["event_ms"] + offset
+            if corrected > received + 5 * 60_000:
+                impossible.add((obj.key, index))
+                assert corrected > received + 86_400_000  # days, not a skew the offset failed to explain
+            elif corrected < _midnight_ms(account_created[event["msisdn"]]):
+                impossible.add((obj.key, index))
+        assert len(obj.time_fault_indexes) == len(obj.time_fault_reasons)
+        assert list(obj.time_fault_indexes) == sorted(set(obj.time_fault_indexes))
+        assert not set(obj.time_fault_indexes) & set(obj.bad_record_indexes)
+        if not obj.time_fault_indexes:
+            continue
+        assert not obj.is_retry and obj.fault is None  # decoded above: signed over the changed event
+        for index, reason in zip(obj.time_fault_indexes, obj.time_fault_reasons):
+            event = up.events[index]
+            assert validate_event(event, up.header) is None  # bronze accepts it
+            assert 0 < event["event_ms"] < 4_102_444_800_000
+            corrected = event["event_ms"] + offset
+            if reason == "future_timestamp":
+                assert received + 2 * 86_400_000 - 1_000 < corrected < received + 5 * 86_400_000 + 1_000
+            else:
+                assert reason == "before_account_creation"
+                created = _midnight_ms(account_created[event["msisdn"]])
+                assert created - 3651 * 86_400_000 < corrected < created - 3649 * 86_400_000
+            assert event["msisdn"] not in changed  # consent ground truth stays checkable
+            faulted_calls.append(event["call_id"])
+            seen[reason] += 1
+    assert dict(seen) == {reason: getattr(PLAN, name) for name, reason in TIME_FAULT_REASONS.items()}
+    assert len(set(faulted_calls)) == len(faulted_calls)  # one event per call
+    # Exactly the recorded events are impossible: no skewed or offline-buffered clock looks like one.
+    assert impossible == {(o.key, i) for o, _ in clean for i in o.time_fault_indexes}
+
+
 def test_retries_repeat_an_earlier_upload_byte_for_byte(day: GeneratedDay) -> None:
     by_batch: dict[str, list[LandingObject]] = {}
     for obj in day.objects:
@@ -196,13 +262,21 @@ def test_retries_repeat_an_earlier_upload_byte_for_byte(day: GeneratedDay) -> No
 
 
 def test_fault_plan_default_and_validation() -> None:
-    assert FaultPlan.default(200) == FaultPlan(1, 1, 1, 1, 1, 16)
-    assert FaultPlan.default(10_000) == FaultPlan(50, 50, 50, 50, 50, 800)
+    assert FaultPlan.default(200) == FaultPlan(1, 1, 1, 1, 1, 16, future_events=4, prehistoric_events=4)
+    assert FaultPlan.default(10_000) == FaultPlan(50, 50, 50, 50, 50, 800, future_events=200, prehistoric_events=200)
     assert FaultPlan.default(1).bad_records == 1
+    assert (FaultPlan.default(1).future_events, FaultPlan.default(1).prehistoric_events) == (1, 1)
+    assert FaultPlan() == FaultPlan(0, 0, 0, 0, 0, 0, 0, 0)
     with pytest.raises(ValueError, match="corrupt"):
         FaultPlan(corrupt=-1)
+    with pytest.raises(ValueError, match="future_events"):
+        FaultPlan(future_events=-1)
+    with pytest.raises(ValueError, match="prehistoric_events"):
+        FaultPlan(prehistoric_events=True)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="faulty objects"):
         generate_day(DAY, events=200, seed=1, keys=KEYS, prefix="p", faults=FaultPlan(truncated=10_000))
+    with pytest.raises(ValueError, match="impossible times"):
+        generate_day(DAY, events=200, seed=1, keys=KEYS, prefix="p", faults=FaultPlan(future_events=10_000))
     with pytest.raises(ValueError, match="events"):
         generate_day(DAY, events=0, seed=1, keys=KEYS, prefix="p")
     assert set(EXPECTED_REJECTION_REASONS) == set(FAULT_KINDS)
@@ -354,13 +428,118 @@ def test_device_clocks_offline_buffering_and_daily_rhythm(
         # The time-sync samples reveal the device's skew (to within network delay).
         assert abs(offset + skew[up.header.device_id]) < 1_000
         assert up.header.sent_at_ms + offset <= received
-        true_times = [e["event_ms"] + offset for e in up.events]
+        true_times = [e["event_ms"] + offset for i, e in enumerate(up.events) if i not in obj.time_fault_indexes]
         assert max(true_times) <= received
         if min(true_times) < DAY_START_MS:
             earlier_batches += 1
             assert min(true_times) >= DAY_START_MS - 3 * 86_400_000 - 1_000
         else:  # calls follow the local time where the device is: count those made in UTC+1
-            hours.update(((t - DAY_START_MS) // 3_600_000 + 1) % 24
-                         for t, e in zip(true_times, up.events) if e["country_code"] in ("DE", "FR", "ES"))
+            hours.update(((e["event_ms"] + offset - DAY_START_MS) // 3_600_000 + 1) % 24
+                         for i, e in enumerate(up.events)
+                         if e["country_code"] in ("DE", "FR", "ES") and i not in obj.time_fault_indexes)
     assert 0 < earlier_batches / len(clean) < 0.1
     assert sum(hours[h] for h in range(9, 13)) > 5 * sum(hours[h] for h in range(1, 5))  # quiet at night
+
+
+# ----------------------------------------------------------------------------- subscriber directory and consent
+
+DIRECTORY_FIELDS = {"msisdn", "account_id", "department", "jurisdiction", "home_country", "subscriber_created_on",
+                    "account_created_on", "effective_from", "telemetry_level", "diagnostics_opt_out"}
+
+
+def _directory(generated: GeneratedDay) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in gzip.decompress(generated.directory_body).decode().splitlines()]
+
+
+def _parse_utc(text: str) -> datetime:
+    assert text.endswith("Z")
+    return datetime.fromisoformat(text[:-1] + "+00:00")
+
+
+def test_directory_export_holds_every_consent_state(day: GeneratedDay) -> None:
+    assert day.directory_key == directory_export_key(DAY) == "directory/export_date=2026-11-24/subscribers.jsonl.gz"
+    assert day.directory_body[4:8] == b"\0\0\0\0"  # gzip mtime 0: same bytes on every run
+    records = _directory(day)
+    subscribers = {s.msisdn: s for s in day.population.subscribers}
+    changes = {c.msisdn: c for c in day.consent_changes}
+    account_created = _account_created_on(day)
+    assert len(records) == len(subscribers) + len(changes)
+    states: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        assert set(record) == DIRECTORY_FIELDS
+        assert E164.match(record["msisdn"])  # raw: the CRM's own extract; reference_ingest pseudonymizes it
+        states.setdefault(record["msisdn"], []).append(record)
+    assert set(states) == set(subscribers)
+    for msisdn, (first, *later) in states.items():
+        s = subscribers[msisdn]
+        assert (first["account_id"], first["department"], first["jurisdiction"], first["home_country"]) == \
+               (s.account_id, s.department, s.jurisdiction, s.home_country)
+        assert date.fromisoformat(first["subscriber_created_on"]) == s.created_on
+        assert date.fromisoformat(first["account_created_on"]) == account_created[msisdn] <= s.created_on
+        assert _parse_utc(first["effective_from"]) == datetime(s.created_on.year, s.created_on.month, s.created_on.day,
+                                                               tzinfo=UTC)
+        assert (first["telemetry_level"], first["diagnostics_opt_out"]) == (s.telemetry_level, s.diagnostics_opt_out)
+        assert len(later) == (msisdn in changes)
+        for second in later:
+            change = changes[msisdn]
+            assert {k: v for k, v in second.items() if k not in ("effective_from", "telemetry_level", "diagnostics_opt_out")} == \
+                   {k: v for k, v in first.items() if k not in ("effective_from", "telemetry_level", "diagnostics_opt_out")}
+            assert _parse_utc(second["effective_from"]) == datetime.fromtimestamp(change.effective_from_ms / 1000, UTC)
+            assert (second["telemetry_level"], second["diagnostics_opt_out"]) == \
+                   (change.telemetry_level, change.diagnostics_opt_out)
+
+    custom = generate_day(DAY, events=200, seed=1, keys=KEYS, prefix="p", directory_prefix="/crm/exports/")
+    assert custom.directory_key == "crm/exports/export_date=2026-11-24/subscribers.jsonl.gz"
+    with pytest.raises(ValueError, match="prefix"):
+        directory_export_key(DAY, prefix="/")
+
+
+def test_consent_changes_withdraw_diagnostics_inside_the_day(day: GeneratedDay) -> None:
+    subscribers = {s.msisdn: s for s in day.population.subscribers}
+    callers = {e["msisdn"] for o in day.objects if o.fault is None for e in _decode(o).events} & set(subscribers)
+    assert 1 <= len(day.consent_changes) <= max(1, round(0.03 * len(callers)))
+    assert [c.msisdn for c in day.consent_changes] == sorted({c.msisdn for c in day.consent_changes})
+    for change in day.consent_changes:
+        msisdn, effective_from_ms, level, opt_out = change  # a plain tuple too
+        before = subscribers[msisdn]
+        assert DAY_START_MS <= effective_from_ms < DAY_END_MS
+        assert effective_from_ms > _midnight_ms(before.created_on)
+        assert not before.diagnostics_opt_out and level in ("basic", "diagnostic")
+        # a withdrawal: diagnostic -> basic, or an opt-out at the same level
+        assert (before.telemetry_level, level, opt_out) in {("diagnostic", "basic", False), ("diagnostic", "diagnostic", True),
+                                                            ("basic", "basic", True)}
+    # deterministic per (day, seed), and another seed picks other people
+    assert _generate().consent_changes == day.consent_changes
+    assert {c.msisdn for c in _generate(seed=SEED + 1).consent_changes}.isdisjoint({c.msisdn for c in day.consent_changes})
+    # even the smallest day has a change
+    assert generate_day(DAY, events=1, seed=2, keys=KEYS, prefix="p").consent_changes
+
+
+def test_clients_keep_sending_the_old_level_after_a_consent_change(
+    day: GeneratedDay, clean: list[tuple[LandingObject, DecodedUpload]]
+) -> None:
+    subscribers = {s.msisdn: s for s in day.population.subscribers}
+    changes = {c.msisdn: c for c in day.consent_changes}
+    sides: dict[str, set[str]] = {m: set() for m in changes}
+    diagnostics_after_withdrawal = 0
+    for obj, up in clean:
+        offset = clock_offset_ms(up.header, _received_ms(obj))
+        for index, event in enumerate(up.events):
+            change = changes.get(event["msisdn"])
+            if change is None or index in obj.bad_record_indexes:
+                continue
+            corrected = event["event_ms"] + offset
+            assert abs(corrected - change.effective_from_ms) > 30_000  # no call straddles the change's minute
+            after = corrected >= change.effective_from_ms
+            if event["event_type"] == "call_start":
+                sides[event["msisdn"]].add("after" if after else "before")
+            if not after or up.header.schema_version < 2:
+                continue
+            old = subscribers[event["msisdn"]]
+            # SDK config sync lag: the upload still says what the subscriber had agreed to before
+            assert (event["telemetry_level"], event["diagnostics_opt_out"]) == (old.telemetry_level, old.diagnostics_opt_out)
+            if event["mos"] is not None:
+                assert change.telemetry_level == "basic" or change.diagnostics_opt_out
+                diagnostics_after_withdrawal += 1
+    assert diagnostics_after_withdrawal > 0  # silver has diagnostics to null
+    assert all(found == {"before", "after"} for found in sides.values())  # calls on both sides of each change
