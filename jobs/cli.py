@@ -60,14 +60,18 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
         list(pool.map(lambda o: client.put_object(Bucket=settings.landing.bucket, Key=o.key, Body=o.body), generated.objects))
     client.put_object(Bucket=settings.landing.bucket, Key=generated.directory_key, Body=generated.directory_body)
     faults_by_kind: dict[str, int] = {}
+    time_faults: dict[str, int] = {}  # events silver must quarantine, by reason
     for obj in generated.objects:
         if obj.fault:
             faults_by_kind[obj.fault] = faults_by_kind.get(obj.fault, 0) + 1
+        for reason in obj.time_fault_reasons:
+            time_faults[reason] = time_faults.get(reason, 0) + 1
     return {
         "date": day.isoformat(), "objects": len(generated.objects), "events": generated.events_total,
         "retried_objects": sum(o.is_retry for o in generated.objects),
         "bad_records": sum(len(o.bad_record_indexes) for o in generated.objects),
-        "faulty_objects": faults_by_kind, "landing": f"s3://{settings.landing.bucket}/{settings.landing.prefix}/",
+        "faulty_objects": faults_by_kind, "time_faults": dict(sorted(time_faults.items())),
+        "landing": f"s3://{settings.landing.bucket}/{settings.landing.prefix}/",
         "directory_export": f"s3://{settings.landing.bucket}/{generated.directory_key}",
         "consent_changes": len(generated.consent_changes),
         "generate_seconds": round(gen_seconds, 1), "upload_seconds": round(time.monotonic() - t1, 1),

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any, NamedTuple
 
 from jobs.keys import KeyMaterial
@@ -235,8 +235,8 @@ class FaultPlan:
 
     Object-level faults go to distinct objects whose batch was uploaded once (never to a retried batch,
     so a retry's body always equals its original's); bad records go to valid, correctly signed batches.
-    Time faults go to valid events of valid, correctly signed (after the change) batches uploaded once, one
-    event per affected call, never in a call with a bad record or of a subscriber who changes consent.
+    Time faults go to valid events of valid batches uploaded once (signed after the change, so bronze accepts
+    them), one event per affected call, never of a subscriber who changes consent that day.
     """
 
     corrupt: int = 0  # bytes flipped inside the gzip stream -> corrupt_compression
@@ -1112,7 +1112,9 @@ def generate_day(
     )
 
 
-def _consent_changes(population: Population, day: date, seed: int, *, batches: list[_Batch]) -> tuple[ConsentChange, ...]:
+def _consent_changes(
+    population: Population, day: date, seed: int, *, batches: list[_Batch]
+) -> tuple[ConsentChange, ...]:
     """~2 % of today's callers (at least one) withdraw diagnostics during the day: diagnostic subscribers
     drop to basic or opt out, basic ones opt out; subscribers already opted out do not change.
 
@@ -1127,7 +1129,7 @@ def _consent_changes(population: Population, day: date, seed: int, *, batches: l
     for batch in batches:
         for e in batch.events:
             if e.get("event_type") != "call_start" or not isinstance(e.get("event_ms"), int):
-                continue
+                continue  # an injected bad record
             true_ms = e["event_ms"] - batch.device.clock_skew_ms
             if day_start <= true_ms < day_end:
                 starts.setdefault(e["msisdn"], set()).add(true_ms)
@@ -1142,7 +1144,7 @@ def _consent_changes(population: Population, day: date, seed: int, *, batches: l
 
     def gaps(msisdn: str) -> list[tuple[int, int]]:
         times = sorted(starts.get(msisdn, ()))
-        return [(a, b) for a, b in zip(times, times[1:]) if b - a >= _CONSENT_MIN_GAP_MS]
+        return [(a, b) for a, b in pairwise(times) if b - a >= _CONSENT_MIN_GAP_MS]
 
     between = [m for m in eligible if gaps(m)]  # preferred: calls on both sides of the change
     others = [m for m in eligible if not gaps(m)]

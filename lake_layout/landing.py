@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 ENCODING_SUFFIX = {"protobuf": ".pb.gz", "json": ".json.gz"}
 
@@ -31,7 +31,7 @@ class LandingKey:
 
 
 def landing_object_key(prefix: str, *, received_at_ms: int, batch_id: str, encoding: str) -> str:
-    received = datetime.fromtimestamp(received_at_ms / 1000, tz=timezone.utc)
+    received = datetime.fromtimestamp(received_at_ms / 1000, tz=UTC)
     return (
         f"{prefix.strip('/')}/upload_date={received:%Y-%m-%d}/hour={received:%H}/"
         f"{received_at_ms:013d}-{batch_id}{ENCODING_SUFFIX[encoding]}"
