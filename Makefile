@@ -14,7 +14,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast bench proto clean
+.PHONY: setup run test test-fast bench proto clean vault
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,13 +34,18 @@ run: setup
 
 ## test: the whole suite (unit + end-to-end on the local object store and Airflow).
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n 2 --dist loadfile
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not e2e"
 
 bench: setup
 	$(VENV)/bin/voiplake bench --date $(DATE) --events $(EVENTS) --seed $(SEED)
+
+## vault: a HashiCorp Vault server binary (build/vault/vault) for the Vault Transit key-provider tests, built
+## once from the Go module proxy and cached in ~/.cache/voiplake (tests skip the Vault part without it).
+vault:
+	bash infra/vault/build.sh
 
 # Regenerate jobs/telemetry/upload_pb2.py after editing upload.proto (grpcio-tools in its own venv).
 proto:

@@ -16,6 +16,13 @@ What triggers what
   and `silver.platform_completeness`; it reports the call dates that changed.
 * `check_silver`, then `build_gold` recomputes `gold.hourly_geo_usage` (k-anonymous) for exactly those
   call dates, then `check_gold`.
+* `publish_public_stats` (also after `check_silver`, beside gold) releases the differentially private
+  `gold.public_usage_stats` for those call dates. Every release is charged to `audit.privacy_budget`
+  first; a date already released is reused (no new spend); a release beyond the epsilon cap is refused
+  and fails the task without retries (retrying cannot create budget).
+* `build_capacity` (also after `check_silver`) recomputes `gold.capacity_busy_hour` for those call dates
+  (and the day after each, for calls over midnight): busy hour, Erlangs, peak calls and the SIP channels
+  each trunk group needs by Erlang B at `capacity.blocking`.
 * Each task that writes a table updates that table's Asset, so downstream DAGs (privacy publications,
   billing) schedule on `gold.hourly_geo_usage` / `silver.calls` rather than on a clock.
 
@@ -33,11 +40,14 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from lake_layout.config import load_settings
 from lake_layout.tables import (
     AUDIT_LINEAGE,
+    AUDIT_PRIVACY_BUDGET,
     AUDIT_QUALITY_RESULTS,
     BRONZE_CALL_EVENTS,
     BRONZE_INGESTED_OBJECTS,
     BRONZE_QUARANTINE,
+    GOLD_CAPACITY_BUSY_HOUR,
     GOLD_HOURLY_GEO_USAGE,
+    GOLD_PUBLIC_USAGE_STATS,
     REFERENCE_SUBSCRIBER_CONSENT,
     SILVER_CALLS,
     SILVER_PLATFORM_COMPLETENESS,
@@ -50,6 +60,7 @@ ASSETS = {
     for spec in (
         REFERENCE_SUBSCRIBER_CONSENT, BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
         SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS, GOLD_HOURLY_GEO_USAGE,
+        GOLD_PUBLIC_USAGE_STATS, AUDIT_PRIVACY_BUDGET, GOLD_CAPACITY_BUSY_HOUR,
         AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS,
     )
 }
@@ -121,10 +132,33 @@ def voip_daily() -> None:
         return run_quality_gate(table=GOLD_HOURLY_GEO_USAGE.name, where=where, logical_date=logical_date.date(),
                                 dag_run_id=dag_run.run_id if dag_run else None)
 
+    @task(outlets=_outlets(GOLD_PUBLIC_USAGE_STATS, AUDIT_PRIVACY_BUDGET, AUDIT_LINEAGE))
+    def publish_public_stats(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from jobs.privacy_budget import PrivacyBudgetExceeded
+        from jobs.runner import run_public_usage_stats
+
+        try:
+            return run_public_usage_stats(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
+                                          dag_run_id=dag_run.run_id if dag_run else None)
+        except PrivacyBudgetExceeded as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(outlets=_outlets(GOLD_CAPACITY_BUSY_HOUR, AUDIT_LINEAGE))
+    def build_capacity(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_capacity_busy_hour
+
+        return run_capacity_busy_hour(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
+                                      dag_run_id=dag_run.run_id if dag_run else None)
+
     bronze = ingest_landing()
     ingest_directory() >> bronze
     silver = build_silver(check_bronze(bronze))
-    check_gold(build_gold(check_silver(silver)))
+    silver_checked = check_silver(silver)
+    check_gold(build_gold(silver_checked))
+    publish_public_stats(silver_checked)
+    build_capacity(silver_checked)
 
 
 voip_daily()

@@ -5,8 +5,10 @@ checksum, device signature), decoded, validated and pseudonymized in one Arrow-v
 (`decode_uploads`), so raw identifiers never leave the Python worker that decoded them:
 
 * IMEI is dropped; MSISDN, callee number and device id become keyed HMAC-SHA256 pseudonyms;
-* IPs are truncated to /24 (IPv4) or /48 (IPv6); the originals survive only AES-256-GCM encrypted
-  in the restricted column `ip_encrypted`.
+* IPs are truncated to /24 (IPv4) or /48 (IPv6) and coordinates rounded to 2 decimals (~1 km); the
+  originals survive only envelope-encrypted (jobs.envelope) in the restricted columns `ip_encrypted` and
+  `location_encrypted`, under a fresh data key per run whose wrapped form goes to `security.data_keys`
+  before any cell it encrypted is written.
 
 Accounting per object: records_received = records_accepted + records_quarantined. An object that
 cannot be trusted as a whole (corrupt, tampered, wrong schema) is one quarantine row that accounts
@@ -22,18 +24,24 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
 
+from jobs.envelope import DataKey, KeyProvider, encrypt_cell, register_data_key
 from jobs.keys import KeyMaterial
 from jobs.telemetry.codec import EVENT_TYPES, NETWORK_TYPES, DecodedUpload, Header, UploadRejected, decode_object
 from lake_layout.config import Settings
 from lake_layout.landing import parse_landing_key, upload_date_prefix
-from lake_layout.tables import AUDIT_LINEAGE, BRONZE_CALL_EVENTS, BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE
+from lake_layout.tables import (
+    AUDIT_LINEAGE,
+    BRONZE_CALL_EVENTS,
+    BRONZE_INGESTED_OBJECTS,
+    BRONZE_QUARANTINE,
+    SECURITY_DATA_KEYS,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,6 +51,9 @@ if TYPE_CHECKING:
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 MAX_CALL_MS = 24 * 3600 * 1000
 ROW_EVENT, ROW_QUARANTINE, ROW_OBJECT = "event", "quarantine", "object"
+# Plain coordinates are kept at 2 decimals (0.01 deg: ~1.1 km of latitude), enough for silver's H3 cells at
+# resolution 7 (~1.2 km edge); the precise original is only in the restricted location_encrypted.
+LOCATION_DECIMALS = 2
 
 
 # ----------------------------------------------------------------------------- identifiers
@@ -59,19 +70,22 @@ def truncate_ip(ip: str) -> str:
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 
 
-def encrypt_ips(aead: Any, event_id: str, src_ip: str | None, dst_ip: str | None) -> bytes:
-    """nonce || AES-256-GCM ciphertext of the original IPs, bound to the event id as associated data."""
-    nonce = os.urandom(12)
-    plaintext = json.dumps({"src_ip": src_ip, "dst_ip": dst_ip}, separators=(",", ":")).encode()
-    return nonce + aead.encrypt(nonce, plaintext, event_id.encode())
+def encrypt_restricted(aead: Any, dek_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """ip_encrypted, location_encrypted (null where the event has no IP / no location) and encryption_key_id
+    (the DEK id, null if nothing was encrypted): original values under the run's data key, bound to the event id."""
+    event_id = event["event_id"]
+    src, dst = event.get("src_ip"), event.get("dst_ip")
+    lat, lon = event.get("latitude"), event.get("longitude")
+    ips = encrypt_cell(aead, dek_id, column="ip_encrypted", row_id=event_id, payload={"src_ip": src, "dst_ip": dst}) \
+        if (src or dst) else None
+    location = encrypt_cell(aead, dek_id, column="location_encrypted", row_id=event_id,
+                            payload={"latitude": lat, "longitude": lon}) if (lat is not None or lon is not None) else None
+    return {"ip_encrypted": ips, "location_encrypted": location,
+            "encryption_key_id": dek_id if (ips is not None or location is not None) else None}
 
 
-def decrypt_ips(keys: KeyMaterial, key_id: str, event_id: str, blob: bytes) -> dict[str, str | None]:
-    """Restricted: recover original IPs (network operations only; audited by the caller)."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    aead = AESGCM(keys.column_encryption.get(key_id))
-    return json.loads(aead.decrypt(blob[:12], blob[12:], event_id.encode()))
+def coarse_coordinate(value: float | None) -> float | None:
+    return None if value is None else round(value, LOCATION_DECIMALS)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -161,7 +175,7 @@ class _Rows:
 
 
 def decode_object_rows(
-    object_key: str, blob: bytes, *, keys: KeyMaterial, run_id: str, aead: Any, now: datetime
+    object_key: str, blob: bytes, *, keys: KeyMaterial, run_id: str, aead: Any, dek_id: str, now: datetime
 ) -> Iterator[dict[str, Any]]:
     """All output rows for one landing object: events or quarantine rows, then one object row."""
     parsed = parse_landing_key(object_key)
@@ -219,12 +233,11 @@ def decode_object_rows(
                 "account_id": event.get("account_id"),
                 "src_ip_prefix": truncate_ip(src) if src else None,
                 "dst_ip_prefix": truncate_ip(dst) if dst else None,
-                "ip_encrypted": encrypt_ips(aead, event["event_id"], src, dst) if (src or dst) else None,
-                "encryption_key_id": keys.column_encryption.active if (src or dst) else None,
+                **encrypt_restricted(aead, dek_id, event),
                 "network_type": event.get("network_type"), "signal_metric": event.get("signal_metric"),
                 "signal_value": event.get("signal_value"),
-                "latitude": round(event["latitude"], 3) if event.get("latitude") is not None else None,
-                "longitude": round(event["longitude"], 3) if event.get("longitude") is not None else None,
+                "latitude": coarse_coordinate(event.get("latitude")),
+                "longitude": coarse_coordinate(event.get("longitude")),
                 "country_code": event.get("country_code"), "carrier_mccmnc": event.get("carrier_mccmnc"),
                 "duration_ms": event.get("duration_ms"), "failure_reason": event.get("failure_reason"),
                 "telemetry_level": event.get("telemetry_level"), "diagnostics_opt_out": event.get("diagnostics_opt_out"),
@@ -244,11 +257,14 @@ def decode_object_rows(
     }
 
 
-def decode_uploads(objects: "DataFrame", *, keys: KeyMaterial, run_id: str, now: datetime) -> "DataFrame":
+def decode_uploads(
+    objects: "DataFrame", *, keys: KeyMaterial, dek: DataKey, run_id: str, now: datetime
+) -> "DataFrame":
     """(object_key, content) -> decoded rows (see `decoded_schema`): events, quarantine rows, one object row each.
 
-    Arrow-vectorized (`mapInArrow`): the per-object work is protobuf/JSON decoding, HMAC and AES,
-    which have no Spark SQL equivalent.
+    Restricted cells are encrypted with `dek` (its plaintext travels to the workers in this closure only);
+    the caller registers the wrapped DEK before writing the rows. Arrow-vectorized (`mapInArrow`): the
+    per-object work is protobuf/JSON decoding, HMAC and AES, which have no Spark SQL equivalent.
     """
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -260,13 +276,14 @@ def decode_uploads(objects: "DataFrame", *, keys: KeyMaterial, run_id: str, now:
         import pyarrow as pa
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        aead = AESGCM(keys.column_encryption.active_key)
+        aead = AESGCM(dek.key)
         for batch in batches:
             rows = _Rows(names)
             keys_col = batch.column("object_key").to_pylist()
             content_col = batch.column("content").to_pylist()
             for object_key, blob in zip(keys_col, content_col):
-                for row in decode_object_rows(object_key, blob, keys=keys, run_id=run_id, aead=aead, now=now):
+                for row in decode_object_rows(object_key, blob, keys=keys, run_id=run_id, aead=aead, dek_id=dek.dek_id,
+                                              now=now):
                     rows.add(**row)
             yield pa.RecordBatch.from_pydict(rows.columns, schema=arrow_schema)
 
@@ -356,8 +373,13 @@ def _landing_has_objects(settings: Settings, day: date) -> bool:
     return any(True for _ in list_keys(client, settings.landing.bucket, upload_date_prefix(settings.landing.prefix, day)))
 
 
-def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestReport:
-    """Ingest every not-yet-ingested landing object of ctx.upload_date."""
+def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: KeyProvider | None = None) -> IngestReport:
+    """Ingest every not-yet-ingested landing object of ctx.upload_date.
+
+    Restricted columns are encrypted with a fresh data key for this run, wrapped by `provider` (default: the
+    configured one, jobs.envelope.provider_from_settings) and registered in security.data_keys before the
+    bronze rows that need it are written.
+    """
     import time
 
     from pyspark import StorageLevel
@@ -368,9 +390,10 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestR
     settings = ctx.settings
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, AUDIT_LINEAGE):
+    outputs = (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, SECURITY_DATA_KEYS)
+    for spec in (*outputs, AUDIT_LINEAGE):
         lake.ensure_table(spark, spec, settings)
-    versions_before = {s.name: lake.table_version(spark, s, settings) for s in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS)}
+    versions_before = {s.name: lake.table_version(spark, s, settings) for s in outputs}
 
     if _landing_has_objects(settings, ctx.upload_date):
         landing = read_landing(spark, settings, ctx.upload_date).persist(StorageLevel.MEMORY_AND_DISK)
@@ -386,7 +409,8 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestR
     if landing is not None:
         manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(F.col("upload_date") == F.lit(ctx.upload_date))
         todo = new_objects(landing, manifest)
-        decoded = decode_uploads(todo, keys=keys, run_id=ctx.run_id, now=started).persist(StorageLevel.MEMORY_AND_DISK)
+        dek = DataKey.generate(ctx.upload_date)
+        decoded = decode_uploads(todo, keys=keys, dek=dek, run_id=ctx.run_id, now=started).persist(StorageLevel.MEMORY_AND_DISK)
         objects = object_manifest(decoded)
         totals = objects.agg(
             F.count("*").alias("n"),
@@ -401,13 +425,19 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial) -> IngestR
             by_reason = {r["reason"]: int(r["n"]) for r in quarantine_records(decoded).groupBy("reason").agg(F.sum("records").alias("n")).collect()}
             by_status = {r["status"]: int(r["count"]) for r in objects.groupBy("status").count().collect()}
             processed = [(r["object_key"], r["sha256"]) for r in objects.select("object_key", "sha256").collect()]
+            if provider is None:
+                from jobs.envelope import provider_from_settings
+
+                provider = provider_from_settings(settings)
+            # The wrapped key first: no ciphertext is ever written without the key that decrypts it.
+            register_data_key(spark, settings, provider, dek, scope=f"{BRONZE_CALL_EVENTS.name} upload_date={ctx.upload_date}",
+                              run_id=ctx.run_id)
             lake.merge_insert_new(spark, accepted_events(decoded), BRONZE_CALL_EVENTS, settings, prune_on="event_date")
             lake.merge_insert_new(spark, quarantine_records(decoded), BRONZE_QUARANTINE, settings, prune_on="upload_date")
             lake.merge_insert_new(spark, objects, BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
         decoded.unpersist()
         landing.unpersist()
 
-    outputs = (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS)
     versions = {s.name: lake.table_version(spark, s, settings) for s in outputs}
     report = IngestReport(
         upload_date=ctx.upload_date.isoformat(), objects_listed=listed, objects_new=fresh,

@@ -2,10 +2,16 @@
 
     voiplake generate --date 2026-11-24 --events 200000 --seed 7 [--faults]
     voiplake ingest --date 2026-11-24            # the bronze job directly, without Airflow
+    voiplake publish-stats --date 2026-11-24      # differentially private public statistics (budget ledger)
     voiplake demo --date 2026-11-24               # object store + generate + Airflow DAG + summary
     voiplake summary --date 2026-11-24
+    voiplake privacy-audit --date 2026-11-24 [--targets 200] [--known-calls 3]   # exit 3 when a published table fails
     voiplake query "SELECT platform, count(*) FROM bronze.call_events GROUP BY 1" [--format csv|json]
     voiplake tables
+    voiplake capacity --date 2026-11-24                # SIP trunk busy hour, peak calls, Erlang B channels
+    voiplake extract cost-allocation --period 2026-11 --out costs.csv   # finance: costs by account (.parquet too)
+    voiplake keys rotate                          # new KEK version; re-wrap the data keys (tables untouched)
+    voiplake keys decrypt-check --date 2026-11-24 --role security   # every restricted cell decrypts (counts only)
 
 Spark's and Airflow's logs go to stderr; stdout carries only the command's result.
 """
@@ -23,6 +29,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from lake_layout.access import DEFAULT_ROLE
 from lake_layout.config import PROJECT_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -80,9 +87,14 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
 
 # ----------------------------------------------------------------------------- query
 
-def register_tables(spark: "SparkSession", settings: Settings) -> list[str]:
-    """Make every existing registry table queryable by its name (e.g. bronze.call_events)."""
+def register_tables(spark: "SparkSession", settings: Settings, *, role: str | None = None) -> list[str]:
+    """Make every existing registry table queryable by its name (e.g. bronze.call_events).
+
+    With a `role`, each table is registered as a view of only the columns the role may read
+    (lake_layout.access); a table the role may read nothing of is not registered at all.
+    """
     from jobs import lake
+    from lake_layout.access import forbidden_columns, readable_columns
     from lake_layout.tables import ALL_TABLES
 
     registered = []
@@ -90,9 +102,37 @@ def register_tables(spark: "SparkSession", settings: Settings) -> list[str]:
         if not lake.table_exists(spark, spec, settings):
             continue
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
-        spark.sql(f"CREATE TABLE IF NOT EXISTS `{spec.layer}`.`{spec.table}` USING DELTA LOCATION '{spec.location(settings)}'")
+        name, location = f"`{spec.layer}`.`{spec.table}`", spec.location(settings)
+        if spark.catalog.tableExists(spec.name):  # unregister only: the data lives at an external location
+            kind = "VIEW" if spark.catalog.getTable(spec.name).tableType == "VIEW" else "TABLE"
+            spark.sql(f"DROP {kind} {name}")
+        if role is None or not forbidden_columns(spec, role):
+            spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{location}'")
+        else:
+            columns = readable_columns(spec, role)
+            if not columns:
+                continue
+            select = ", ".join(f"`{c}`" for c in columns)
+            spark.sql(f"CREATE VIEW {name} AS SELECT {select} FROM delta.`{location}`")
         registered.append(spec.name)
     return registered
+
+
+def explain_denial(sql: str, role: str) -> str | None:
+    """If `sql` names a column above the role's clearance, say which and why (else None)."""
+    import re
+
+    from lake_layout.access import forbidden_columns
+    from lake_layout.tables import ALL_TABLES
+
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    for spec in ALL_TABLES:
+        if spec.table not in words:
+            continue
+        for column, level in forbidden_columns(spec, role).items():
+            if column in words:
+                return f"{spec.name}.{column} is {level.value}; role {role!r} may not read it (see lake_layout/access.py)"
+    return None
 
 
 def _cell(value: Any) -> Any:
@@ -125,8 +165,9 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
     return "\n".join(out)
 
 
-def run_query(spark: "SparkSession", settings: Settings, sql: str) -> "DataFrame":
-    register_tables(spark, settings)
+def run_query(spark: "SparkSession", settings: Settings, sql: str, *, role: str | None = None) -> "DataFrame":
+    """Run Spark SQL over the registry's tables as seen by `role` (None: every column)."""
+    register_tables(spark, settings, role=role)
     return spark.sql(sql)
 
 
@@ -213,6 +254,8 @@ def airflow_env(settings: Settings, airflow_home: Path | None = None) -> dict[st
     env["VOIPLAKE_LAKE_ROOT"] = settings.lake.root
     env["VOIPLAKE_OBJECT_STORE_ENDPOINT"] = settings.object_store.endpoint
     env["VOIPLAKE_KEYS_FILE"] = settings.keys.file
+    for key in ("provider", "vault_url", "vault_token", "vault_transit_key", "vault_mount"):
+        env[f"VOIPLAKE_ENCRYPTION_{key.upper()}"] = getattr(settings.encryption, key)
     env["VOIPLAKE_QUALITY_DATA_DOCS_DIR"] = settings.quality.data_docs_dir
     env["VOIPLAKE_LINEAGE_OPENLINEAGE_FILE"] = settings.lineage.openlineage_file
     env["VOIPLAKE_LINEAGE_NAMESPACE"] = settings.lineage.namespace
@@ -298,6 +341,75 @@ def bench(settings: Settings, day: date, *, events: int, seed: int) -> dict[str,
     return result
 
 
+# ----------------------------------------------------------------------------- privacy audit
+
+def privacy_audit_command(settings: Settings, day: date, *, targets: int | None, known_calls: int | None) -> int:
+    """Run the re-identification audit, print its summary; 0 if every published table passed, else 3 with the reasons
+    on stderr (which table, and why)."""
+    from jobs.privacy_audit import EXIT_AUDIT_FAILED
+    from jobs.runner import run_privacy_audit
+
+    report = run_privacy_audit(audit_date=day, targets=targets, known_calls=known_calls, settings=settings)
+    print(f"privacy audit for {report['audit_date']} (run {report['run_id']}): {'PASS' if report['passed'] else 'FAIL'}")
+    for t in report["tables"]:
+        verdict = ("PASS" if t["passed"] else "FAIL") if t["published"] else "not published"
+        risk = "n/a" if t["max_prosecutor_risk"] is None else f"{t['max_prosecutor_risk']:.4g}"
+        unique = "n/a" if t["unique_share"] is None else f"{t['unique_share']:.1%}"
+        print(f"  {t['table_name']:<26} {t['method']:<21} targets {t['targets']:>4}  unique {unique:>6}  "
+              f"max risk {risk:>6}  k ours/pycanon {t['k_min_ours']}/{t['k_min_independent']}  {verdict}")
+    print(f"  report: {report['report_path']}  ({report['seconds'].get('total')}s)")
+    for failure in report["failures"]:
+        print(f"privacy audit failed: {failure}", file=sys.stderr)
+    return 0 if report["passed"] else EXIT_AUDIT_FAILED
+
+
+# ----------------------------------------------------------------------------- capacity and finance
+
+CAPACITY_COLUMNS = ("call_date", "trunk_group", "region", "busy_hour", "busy_hour_erlangs", "busy_hour_calls",
+                    "peak_concurrent_calls", "peak_at", "calls", "blocking", "channels_required")
+
+
+def capacity_command(settings: Settings, day: date) -> int:
+    """Recompute gold.capacity_busy_hour for `day` and print its rows (one per trunk group)."""
+    from pyspark.sql import functions as F
+
+    from jobs import lake
+    from jobs.runner import run_capacity_busy_hour
+    from jobs.spark import build_spark
+    from lake_layout.tables import GOLD_CAPACITY_BUSY_HOUR
+
+    report = run_capacity_busy_hour(call_dates=[day], logical_date=day, settings=settings)
+    spark = build_spark(settings, app_name="voiplake capacity")
+    rows = (lake.read_table(spark, GOLD_CAPACITY_BUSY_HOUR, settings).where(F.col("call_date") == F.lit(day))
+            .orderBy("region", "trunk_group").select(*CAPACITY_COLUMNS).collect())
+    cells = [tuple(round(v, 3) if isinstance(v, float) else v for v in r) for r in rows]
+    print(render(CAPACITY_COLUMNS, cells, "table"))
+    print(f"capacity for {day}: days computed {report['call_dates']}, {report['calls_read']:,} silver calls read, "
+          f"{report['seconds']}s", file=sys.stderr)
+    return 0
+
+
+def extract_cost_allocation_command(settings: Settings, period: str, out: Path, *, costs_file: Path | None = None) -> int:
+    """Allocate `period`'s costs (gold.cost_allocation) and write finance's extract; 2 if the input is unusable."""
+    from jobs.cost_allocation import CostInputError, Period, extract_rows, write_extract
+    from jobs.runner import run_cost_allocation
+    from jobs.spark import build_spark
+
+    try:
+        report = run_cost_allocation(period=period, costs_file=costs_file, settings=settings)
+    except (CostInputError, ValueError) as exc:
+        print(f"cost allocation refused: {exc}", file=sys.stderr)
+        return 2
+    rows = extract_rows(build_spark(settings, app_name="voiplake extract"), settings, Period(period))
+    write_extract(rows, out)
+    for center, info in report["cost_centers"].items():
+        status = "exact" if info["input_minor"] == info["allocated_minor"] else "MISMATCH"
+        print(f"{center:<14} {info['currency']} input {info['input_minor']:>12,} allocated {info['allocated_minor']:>12,} "
+              f"({status}) to {info['accounts']} accounts")
+    print(f"wrote {len(rows)} rows to {out} (costs {report['costs_file']} sha256 {report['costs_sha256'][:12]})")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -312,6 +424,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("ingest", help="run the bronze job for one upload date (without Airflow)")
     p.add_argument("--date", type=_date, required=True)
+
+    p = sub.add_parser("publish-stats", help="differentially private public statistics for one call date (budget-checked)")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--rerelease", action="store_true",
+                   help="spend budget again on an already released date (refused beyond dp.epsilon_cap)")
 
     p = sub.add_parser("demo", help="object store + generated day + the daily Airflow DAG + summary")
     p.add_argument("--date", type=_date, required=True)
@@ -331,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("sql")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--limit", type=int, default=None, help="at most this many rows (default: all for csv/json, 1000 for table)")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", DEFAULT_ROLE),
+                   help="read as this role: only columns within its clearance are visible (lake_layout/access.py)")
 
     sub.add_parser("tables", help="list the registry's tables with row counts and Delta versions")
     p = sub.add_parser("lineage", help="the upstream graph of a table, down to the landing objects")
@@ -338,6 +457,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--version", type=int, default=None, help="a Delta version of the table (default: its newest recorded)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     sub.add_parser("warmup", help="resolve Spark's jars into the build cache (first run needs Maven Central)")
+    p = sub.add_parser("keys", help="envelope-encryption keys of the restricted columns")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("rotate", help="new KEK version, then re-wrap every data key in security.data_keys (no table rewrite)")
+    p = keys_sub.add_parser("decrypt-check", help="decrypt (and count, never print) the restricted cells of one upload date")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", DEFAULT_ROLE),
+                   help="acting role; only roles that may decrypt (security) are allowed (lake_layout/access.py)")
+    p = sub.add_parser("privacy-audit", help="re-identification attack simulation on published tables (exit 3 on failure)")
+    p.add_argument("--date", type=_date, required=True, help="call date to audit")
+    p.add_argument("--targets", type=int, default=None, help="subscribers attacked (default: privacy_audit.targets)")
+    p.add_argument("--known-calls", type=int, default=None, help="calls known per target (default: privacy_audit.known_calls)")
+
+    p = sub.add_parser("capacity", help="SIP trunk capacity of one day: busy hour, Erlangs, peak calls, channels (Erlang B)")
+    p.add_argument("--date", type=_date, required=True, help="UTC call date")
+    p = sub.add_parser("extract", help="extracts for business users (finance)")
+    extract_sub = p.add_subparsers(dest="extract_kind", required=True)
+    p = extract_sub.add_parser("cost-allocation", help="allocate a month's infrastructure costs to accounts and departments")
+    p.add_argument("--period", required=True, help="month YYYY-MM")
+    p.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet")
+    p.add_argument("--costs", type=Path, default=None, help="finance's cost file (default: <finance.costs_dir>/costs-<period>.csv)")
 
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -362,6 +501,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(run_bronze_ingest(upload_date=args.date, settings=settings), indent=2, default=str))
         return 0
+    if args.command == "publish-stats":
+        from jobs.privacy_budget import PrivacyBudgetExceeded
+        from jobs.runner import run_public_usage_stats
+
+        try:
+            report = run_public_usage_stats(call_dates=[args.date], logical_date=args.date, settings=settings,
+                                            rerelease=args.rerelease)
+        except PrivacyBudgetExceeded as exc:
+            print(f"publish refused: {exc}", file=sys.stderr)
+            return 3
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    if args.command == "keys":
+        from jobs.runner import run_keys_decrypt_check, run_keys_rotate
+
+        if args.keys_command == "rotate":
+            print(json.dumps(run_keys_rotate(settings=settings), indent=2, default=str))
+            return 0
+        from lake_layout.access import AccessDenied
+
+        try:
+            check = run_keys_decrypt_check(upload_date=args.date, role=args.role, settings=settings)
+        except (AccessDenied, KeyError) as exc:
+            print(f"decrypt-check refused: {str(exc).strip(chr(34))}", file=sys.stderr)
+            return 2
+        print(json.dumps(check, indent=2, default=str))
+        return 0 if check["ok"] else 4
+    if args.command == "privacy-audit":
+        return privacy_audit_command(settings, args.date, targets=args.targets, known_calls=args.known_calls)
+
+    if args.command == "capacity":
+        return capacity_command(settings, args.date)
+    if args.command == "extract" and args.extract_kind == "cost-allocation":
+        return extract_cost_allocation_command(settings, args.period, args.out, costs_file=args.costs)
 
     from jobs.spark import build_spark
 
@@ -372,10 +545,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "summary":
         print_summary(day_summary(spark, settings, args.date))
     elif args.command == "query":
+        from lake_layout.access import AccessDenied, role
+
         try:
-            df = run_query(spark, settings, args.sql)
+            role(args.role)
+            df = run_query(spark, settings, args.sql, role=args.role)
+        except AccessDenied as exc:
+            print(f"query refused: {exc}", file=sys.stderr)
+            return 2
         except Exception as exc:  # AnalysisException, ParseException: a user error, not a crash
-            print(f"query failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+            denial = explain_denial(args.sql, args.role)
+            print(f"query refused: {denial}" if denial else f"query failed: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
         limit = args.limit if args.limit is not None else (1000 if args.format == "table" else None)
         rows = (df.limit(limit) if limit is not None else df).collect()

@@ -95,6 +95,98 @@ def run_gold_hourly_geo(
     return _save("gold_hourly_geo", logical_date, dict(report.__dict__))
 
 
+def run_public_usage_stats(
+    *, call_dates: Sequence[date | str], logical_date: date, settings: Settings | None = None,
+    dag_id: str | None = None, dag_run_id: str | None = None, rerelease: bool = False,
+) -> dict[str, Any]:
+    """Differentially private public statistics for `call_dates`; raises PrivacyBudgetExceeded (after
+    recording the refusal in audit.privacy_budget) when a release would exceed dp.epsilon_cap."""
+    from jobs import public_usage_stats
+
+    settings = settings or load_settings()
+    logical_date = _plain(logical_date)
+    days = tuple(date.fromisoformat(d) if isinstance(d, str) else _plain(d) for d in call_dates)
+    ctx = public_usage_stats.PublicStatsContext(
+        settings=settings, call_dates=days, logical_date=logical_date, rerelease=rerelease, dag_id=dag_id,
+        dag_run_id=dag_run_id, **_run_id("public_usage_stats", logical_date, dag_run_id),
+    )
+    report = public_usage_stats.run(_spark(settings, f"public_usage_stats {logical_date}"), ctx)
+    return _save("public_usage_stats", logical_date, dict(report.__dict__))
+
+
+def run_privacy_audit(
+    *, audit_date: date, targets: int | None = None, known_calls: int | None = None, settings: Settings | None = None,
+    dag_id: str | None = None, dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Re-identification attack simulation for one call date (jobs.privacy_audit). The result's `passed` is False
+    (and `failures` says which table and why) when a published table exceeds the risk threshold or fails k."""
+    from jobs import privacy_audit
+
+    settings = settings or load_settings()
+    audit_date = _plain(audit_date)
+    ctx = privacy_audit.AuditContext(settings=settings, audit_date=audit_date, targets=targets, known_calls=known_calls,
+                                     dag_id=dag_id, dag_run_id=dag_run_id, **_run_id("privacy_audit", audit_date, dag_run_id))
+    report = privacy_audit.run(_spark(settings, f"privacy_audit {audit_date}"), ctx)
+    return _save("privacy_audit", audit_date, json.loads(report.to_json()))
+
+
+def run_keys_rotate(*, settings: Settings | None = None) -> dict[str, Any]:
+    """`voiplake keys rotate`: a new KEK version at the configured provider, then every DEK in
+    security.data_keys re-wrapped under it (no data table is rewritten)."""
+    from datetime import datetime, timezone
+
+    from jobs import envelope
+
+    settings = settings or load_settings()
+    provider = envelope.provider_from_settings(settings)
+    report = envelope.rotate_data_keys(_spark(settings, "keys rotate"), settings, provider)
+    return _save("keys_rotate", datetime.now(timezone.utc).date(), dict(report.__dict__))
+
+
+def run_keys_decrypt_check(*, upload_date: date, role: str, settings: Settings | None = None) -> dict[str, Any]:
+    """`voiplake keys decrypt-check`: decrypt every restricted cell bronze received on `upload_date` through the
+    configured provider and count them (no plaintext in the result); `ok` False if any cell fails.
+    Raises AccessDenied unless `role` may decrypt restricted columns (lake_layout.access)."""
+    from jobs import envelope
+    from lake_layout.access import require_decrypt
+
+    require_decrypt(role)
+    settings = settings or load_settings()
+    upload_date = _plain(upload_date)
+    where = gate_scope("bronze.call_events", upload_date=upload_date)
+    assert where is not None
+    report = envelope.decrypt_check(_spark(settings, f"keys decrypt-check {upload_date}"), settings,
+                                    envelope.provider_from_settings(settings), where=where)
+    return _save("keys_decrypt_check", upload_date, report)
+
+
+def run_capacity_busy_hour(
+    *, call_dates: Sequence[date | str], logical_date: date, settings: Settings | None = None,
+    dag_id: str | None = None, dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """SIP trunk capacity (gold.capacity_busy_hour) for `call_dates` and the following days silver already has."""
+    from jobs import capacity_busy_hour
+
+    settings = settings or load_settings()
+    logical_date = _plain(logical_date)
+    days = tuple(date.fromisoformat(d) if isinstance(d, str) else _plain(d) for d in call_dates)
+    ctx = capacity_busy_hour.CapacityContext(settings=settings, call_dates=days, logical_date=logical_date, dag_id=dag_id,
+                                             dag_run_id=dag_run_id, **_run_id("capacity_busy_hour", logical_date, dag_run_id))
+    report = capacity_busy_hour.run(_spark(settings, f"capacity_busy_hour {logical_date}"), ctx)
+    return _save("capacity_busy_hour", logical_date, json.loads(report.to_json()))
+
+
+def run_cost_allocation(*, period: str, costs_file: Path | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    """Allocate finance's costs of `period` (YYYY-MM) to accounts and departments into gold.cost_allocation."""
+    from jobs import cost_allocation
+
+    settings = settings or load_settings()
+    month = cost_allocation.Period(period)
+    ctx = cost_allocation.CostAllocationContext(settings=settings, period=month, costs_file=costs_file)
+    report = cost_allocation.run(_spark(settings, f"cost_allocation {period}"), ctx)
+    return _save("cost_allocation", month.first_day, dict(report.__dict__))
+
+
 def gate_scope(table: str, *, upload_date: date | None = None, call_dates: Sequence[date | str] = ()) -> str | None:
     """The slice a quality gate checks: what the run wrote. None = nothing to check."""
     if table == "bronze.call_events":

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
+from dataclasses import field as _field
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -103,6 +106,33 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class PrivacyAuditSettings:
+    """Re-identification attack simulation (jobs.privacy_audit, `voiplake privacy-audit`).
+
+    The simulated attacker knows `known_calls` calls of each of `targets` sampled subscribers (hour, H3 cell,
+    network class, platform). A published table fails when a target's prosecutor risk exceeds
+    `max_prosecutor_risk` (an exact decimal: compared as a fraction, so 1/5 vs "0.2" is not a float accident).
+    """
+
+    targets: int  # subscribers sampled as attack targets per audited date
+    known_calls: int  # calls of each target the attacker knows
+    near_unique_size: int  # a target whose smallest consistent group is <= this is "near-unique"
+    max_prosecutor_risk: Decimal  # published tables fail above this risk (e.g. 0.1 = 1 in 10)
+    seed: int  # target and known-call sampling seed (deterministic audits)
+    report_dir: str  # Markdown report for auditors: <report_dir>/privacy-audit-<date>.md
+    max_independent_records: int  # microdata records handed to pycanon at most (the smallest groups first)
+
+    def __post_init__(self) -> None:
+        for name in ("targets", "known_calls", "max_independent_records"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"privacy_audit.{name} must be >= 1, got {getattr(self, name)}")
+        if self.near_unique_size < 2:
+            raise SettingsError(f"privacy_audit.near_unique_size must be >= 2, got {self.near_unique_size}")
+        if not self.max_prosecutor_risk.is_finite() or not 0 < self.max_prosecutor_risk <= 1:
+            raise SettingsError(f"privacy_audit.max_prosecutor_risk must be in (0, 1], got {self.max_prosecutor_risk}")
+
+
+@dataclass(frozen=True)
 class LineageSettings:
     namespace: str  # OpenLineage job namespace
     openlineage_file: str  # file transport target (one JSON event per line)
@@ -111,6 +141,131 @@ class LineageSettings:
 @dataclass(frozen=True)
 class QualitySettings:
     data_docs_dir: str  # where Great Expectations renders Data Docs (HTML) of the last run
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """Differential privacy of gold.public_usage_stats (jobs.public_usage_stats).
+
+    `epsilon_per_release` is what one day's publication spends in total; it is split evenly between the
+    two datasets (each dataset's ledger row), and within daily_country_network evenly between calls and
+    minutes. `epsilon_cap` bounds what one dataset may spend on one period over all its releases.
+    """
+
+    epsilon_per_release: Decimal
+    epsilon_cap: Decimal
+    max_calls_per_subscriber_day: int  # calls of a subscriber and day beyond this are not counted
+    max_minutes_per_subscriber_day: int  # a subscriber's minutes of a day are scaled down to at most this
+    countries: str  # the published countries, comma-separated: fixed in advance, never read from the data
+
+    def __post_init__(self) -> None:
+        for name in ("epsilon_per_release", "epsilon_cap"):
+            value = getattr(self, name)
+            if not value.is_finite() or value <= 0:
+                raise SettingsError(f"dp.{name} must be a positive decimal, got {value}")
+        for name in ("max_calls_per_subscriber_day", "max_minutes_per_subscriber_day"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"dp.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.country_domain:
+            raise SettingsError("dp.countries must list at least one country code")
+
+    @property
+    def country_domain(self) -> tuple[str, ...]:
+        return tuple(sorted({c.strip() for c in self.countries.split(",") if c.strip()}))
+
+
+@dataclass(frozen=True)
+class EncryptionSettings:
+    """Envelope encryption of restricted columns (jobs.envelope): which provider holds the key-encryption key.
+
+    `local`: the KEK is the key file's column_encryption ring ([keys] file). `vault`: a HashiCorp Vault (or
+    OpenBao) Transit key; the token should come from VOIPLAKE_ENCRYPTION_VAULT_TOKEN, not from the file.
+    """
+
+    provider: str  # local | vault
+    vault_url: str  # e.g. http://127.0.0.1:8200 (provider = vault)
+    vault_token: str = _field(repr=False)  # never printed
+    vault_transit_key: str = "voiplake-columns"  # Transit key name (created derived, aes256-gcm96, if missing)
+    vault_mount: str = "transit"  # mount point of the Transit secrets engine
+
+    def __post_init__(self) -> None:
+        if self.provider not in ("local", "vault"):
+            raise SettingsError(f"encryption.provider must be 'local' or 'vault', got {self.provider!r}")
+        if self.provider == "vault":
+            missing = [k for k in ("vault_url", "vault_token", "vault_transit_key", "vault_mount") if not getattr(self, k)]
+            if missing:
+                raise SettingsError(
+                    f"encryption.provider = 'vault' needs {', '.join('encryption.' + k for k in missing)} "
+                    "(the token via VOIPLAKE_ENCRYPTION_VAULT_TOKEN)"
+                )
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """SIP trunk capacity planning (jobs.capacity_busy_hour, gold.capacity_busy_hour).
+
+    `blocking` is the grade of service trunk groups are dimensioned for: the Erlang B blocking probability
+    the busy-hour traffic may see (exact decimal, as a string: "0.01" = 1 call in 100 blocked).
+    """
+
+    blocking: Decimal
+
+    def __post_init__(self) -> None:
+        if not self.blocking.is_finite() or not 0 < self.blocking < 1:
+            raise SettingsError(f"capacity.blocking must be a decimal in (0, 1), got {self.blocking}")
+
+
+COST_DRIVERS = ("minutes", "calls", "data_bytes")  # usage measures a cost center can be allocated by
+
+
+@dataclass(frozen=True)
+class FinanceSettings:
+    """Cost allocation (jobs.cost_allocation, `voiplake extract cost-allocation`).
+
+    Finance drops one file per month, `<costs_dir>/costs-<YYYY-MM>.csv` (period, cost_center, amount_minor,
+    currency). Each cost center is allocated by a weighted mix of usage drivers, written
+    "driver:weight, driver:weight" with drivers from COST_DRIVERS and non-negative exact decimal weights,
+    e.g. "minutes:3, data_bytes:1" = 3/4 by each unit's share of minutes, 1/4 by its share of data bytes.
+    """
+
+    costs_dir: str
+    sip_trunks: str
+    media_servers: str
+    storage: str
+
+    def __post_init__(self) -> None:
+        for center in self.cost_centers:
+            self.weights(center)  # validates
+
+    @property
+    def cost_centers(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self) if f.name != "costs_dir")
+
+    def weights(self, cost_center: str) -> dict[str, Fraction]:
+        """The driver weights of `cost_center` as exact fractions (only positive weights)."""
+        if cost_center not in self.cost_centers:
+            raise SettingsError(
+                f"unknown cost center {cost_center!r}; known: {list(self.cost_centers)} (add a key to [finance])")
+        spec = getattr(self, cost_center)
+        weights: dict[str, Fraction] = {}
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            driver, _, raw = part.partition(":")
+            driver = driver.strip()
+            if driver not in COST_DRIVERS:
+                raise SettingsError(f"finance.{cost_center}: unknown driver {driver!r}; known: {list(COST_DRIVERS)}")
+            try:
+                weight = Fraction(Decimal(raw.strip() or "1"))
+            except (InvalidOperation, ValueError) as exc:
+                raise SettingsError(f"finance.{cost_center}: weight of {driver} must be a decimal, got {raw!r}") from exc
+            if weight < 0 or driver in weights:
+                raise SettingsError(f"finance.{cost_center}: weight of {driver} must be given once and be >= 0")
+            if weight > 0:
+                weights[driver] = weight
+        if not weights:
+            raise SettingsError(f"finance.{cost_center}: needs at least one driver with a positive weight, got {spec!r}")
+        return weights
 
 
 @dataclass(frozen=True)
@@ -125,6 +280,11 @@ class Settings:
     privacy: PrivacySettings
     lineage: LineageSettings
     quality: QualitySettings
+    encryption: EncryptionSettings
+    dp: DPSettings
+    privacy_audit: PrivacyAuditSettings
+    capacity: CapacitySettings
+    finance: FinanceSettings
 
     def with_lake_root(self, root: str) -> "Settings":
         return replace(self, lake=LakeSettings(root=root))
@@ -141,10 +301,16 @@ _SECTIONS: dict[str, type] = {
     "privacy": PrivacySettings,
     "lineage": LineageSettings,
     "quality": QualitySettings,
+    "encryption": EncryptionSettings,
+    "dp": DPSettings,
+    "privacy_audit": PrivacyAuditSettings,
+    "capacity": CapacitySettings,
+    "finance": FinanceSettings,
 }
 # Keys holding local paths: resolved against the project root when relative.
 _PATH_KEYS = {("lake", "root"), ("object_store", "data_dir"), ("keys", "file"), ("spark", "ivy_dir"),
-              ("lineage", "openlineage_file"), ("quality", "data_docs_dir")}
+              ("lineage", "openlineage_file"), ("quality", "data_docs_dir"), ("privacy_audit", "report_dir"),
+              ("finance", "costs_dir")}
 
 
 def _resolve_path(value: str) -> str:
@@ -158,8 +324,10 @@ def _coerce(section: str, key: str, raw: Any, target: type) -> Any:
     try:
         if target is int:
             return int(raw)
+        if target is Decimal:  # exact: "0.1" stays 0.1 (give decimals as TOML strings, not floats)
+            return Decimal(str(raw).strip())
         return str(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, InvalidOperation) as exc:
         raise SettingsError(f"{section}.{key}: expected {target.__name__}, got {raw!r}") from exc
 
 
@@ -188,7 +356,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             value = override if override is not None else given.get(name)
             if value is None:
                 raise SettingsError(f"missing setting {section}.{name} in {path}")
-            target = int if field.type in ("int", int) else str
+            target = {"int": int, int: int, "Decimal": Decimal, Decimal: Decimal}.get(field.type, str)
             value = _coerce(section, name, value, target)
             if (section, name) in _PATH_KEYS:
                 value = _resolve_path(value)

@@ -16,14 +16,49 @@ if TYPE_CHECKING:  # pragma: no cover
     from lake_layout.config import Settings
 
 
+class Sensitivity(str, Enum):
+    """The four sensitivity levels access policy is written in (lake_layout.access), least to most."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+    @property
+    def rank(self) -> int:
+        return list(Sensitivity).index(self)
+
+
 class Classification(str, Enum):
-    """How sensitive a column is; drives encryption, access and deletion (DSR) scope."""
+    """What kind of data a column holds; drives encryption, access (via its sensitivity) and DSR scope."""
 
     PUBLIC = "public"  # safe to publish
     INTERNAL = "internal"  # operational metadata, no personal data
     PSEUDONYMOUS = "pseudonymous"  # personal data behind a keyed pseudonym (still GDPR personal data)
     PERSONAL = "personal"  # directly describes a person's behaviour or place (location, coarse IP)
     RESTRICTED = "restricted"  # encrypted originals; decryption limited to network operations
+
+    @property
+    def sensitivity(self) -> Sensitivity:
+        # Pseudonyms and coarse personal data are both GDPR personal data: confidential. Only ciphertext of
+        # originals is restricted; public aggregates are public.
+        return _SENSITIVITY[self]
+
+
+_SENSITIVITY = {
+    Classification.PUBLIC: Sensitivity.PUBLIC,
+    Classification.INTERNAL: Sensitivity.INTERNAL,
+    Classification.PSEUDONYMOUS: Sensitivity.CONFIDENTIAL,
+    Classification.PERSONAL: Sensitivity.CONFIDENTIAL,
+    Classification.RESTRICTED: Sensitivity.RESTRICTED,
+}
+
+
+class Plane(str, Enum):
+    """Where a telecom field comes from; the two are regulated differently (e.g. ePrivacy traffic data)."""
+
+    SIGNALING = "signaling"  # call set-up and tear-down: who, when, from where, how it ended (traffic data)
+    MEDIA = "media"  # the media stream's volume and quality, never its content
 
 
 class RetentionTier(str, Enum):
@@ -56,10 +91,20 @@ class Column:
     classification: Classification
     description: str
     nullable: bool = True
+    plane: Plane | None = None  # signaling or media field (None: neither, e.g. bookkeeping or radio metrics)
+    plane_reason: str = ""  # why the field is classified as it is, given its plane
 
     def __post_init__(self) -> None:
         if self.type not in _SPARK_TYPES:
             raise ValueError(f"column {self.name}: unknown type {self.type!r}; known: {sorted(_SPARK_TYPES)}")
+        if self.plane is not None and not self.plane_reason:
+            raise ValueError(f"column {self.name}: a {self.plane.value} field needs plane_reason (why its classification)")
+        if self.classification is Classification.RESTRICTED and self.type != "binary":
+            raise ValueError(f"column {self.name}: restricted columns hold ciphertext only (type binary), got {self.type}")
+
+    @property
+    def sensitivity(self) -> Sensitivity:
+        return self.classification.sensitivity
 
 
 @dataclass(frozen=True)
@@ -113,6 +158,10 @@ class TableSpec:
 
     def columns_of(self, classification: Classification) -> list[str]:
         return [c.name for c in self.columns if c.classification is classification]
+
+    def columns_up_to(self, sensitivity: Sensitivity) -> list[str]:
+        """Columns whose sensitivity is at most `sensitivity` (what a role with that clearance may read)."""
+        return [c.name for c in self.columns if c.sensitivity.rank <= sensitivity.rank]
 
     def spark_schema(self) -> "StructType":
         from pyspark.sql import types as T

@@ -8,7 +8,22 @@ or path.
 from __future__ import annotations
 
 from lake_layout.registry import Classification as C
-from lake_layout.registry import Column, RetentionTier, TableSpec
+from lake_layout.registry import Column, Plane, RetentionTier, TableSpec
+
+# Why signaling and media fields sit where they do (Column.plane_reason); see docs in lake_layout/access.py.
+_TRAFFIC = (
+    "Signaling traffic data (when, how long, how it ended): personal data once linked to a subscriber, "
+    "so held only beside pseudonyms and published only in k-anonymous or differentially private aggregates"
+)
+_PARTY = "Signaling: identifies a party of the call, so only a keyed pseudonym is kept"
+_ADDRESS = (
+    "Signaling addresses locate the device: a truncated prefix is confidential personal data, the "
+    "original address is restricted and stored only encrypted"
+)
+_MEDIA = (
+    "Media-stream volume and quality metrics, never media content: no communication content is held; "
+    "quality diagnostics need diagnostic-level consent"
+)
 
 BRONZE_CALL_EVENTS = TableSpec(
     name="bronze.call_events",
@@ -23,37 +38,38 @@ BRONZE_CALL_EVENTS = TableSpec(
     merge_keys=("object_key", "record_index"),
     columns=(
         Column("event_id", "string", C.INTERNAL, "Client-generated event id (UUID)", nullable=False),
-        Column("call_id", "string", C.INTERNAL, "Client-generated call id joining start / end / failure", nullable=False),
-        Column("event_type", "string", C.INTERNAL, "call_start | call_end | call_failure", nullable=False),
-        Column("event_ts_device", "timestamp", C.INTERNAL, "Event time on the device clock (UTC), uncorrected", nullable=False),
+        Column("call_id", "string", C.INTERNAL, "Client-generated call id joining start / end / failure", nullable=False, plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("event_type", "string", C.INTERNAL, "call_start | call_end | call_failure", nullable=False, plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("event_ts_device", "timestamp", C.INTERNAL, "Event time on the device clock (UTC), uncorrected", nullable=False, plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("event_date", "date", C.INTERNAL, "UTC date of event_ts_device; partition column", nullable=False),
         Column("platform", "string", C.INTERNAL, "ios | android | web", nullable=False),
         Column("app_version", "string", C.INTERNAL, "Client app version"),
         Column("schema_version", "int", C.INTERNAL, "CallEvent schema version of the upload (1 or 2)", nullable=False),
-        Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the caller's MSISDN", nullable=False),
-        Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the destination number"),
+        Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the caller's MSISDN", nullable=False, plane=Plane.SIGNALING, plane_reason=_PARTY),
+        Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the destination number", plane=Plane.SIGNALING, plane_reason=_PARTY),
         Column("device_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the device id", nullable=False),
         Column("pseudonym_key_id", "string", C.INTERNAL, "Id of the pseudonym key used (keys rotate)", nullable=False),
         Column("account_id", "string", C.INTERNAL, "Customer account (B2B) or 'consumer'"),
-        Column("src_ip_prefix", "string", C.PERSONAL, "Caller IP truncated to /24 (IPv4) or /48 (IPv6)"),
-        Column("dst_ip_prefix", "string", C.PERSONAL, "Destination IP truncated to /24 or /48"),
-        Column("ip_encrypted", "binary", C.RESTRICTED, "AES-256-GCM(nonce || ciphertext) of the original source and destination IPs"),
-        Column("encryption_key_id", "string", C.INTERNAL, "Id of the column-encryption key"),
+        Column("src_ip_prefix", "string", C.PERSONAL, "Caller IP truncated to /24 (IPv4) or /48 (IPv6)", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
+        Column("dst_ip_prefix", "string", C.PERSONAL, "Destination IP truncated to /24 or /48", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
+        Column("ip_encrypted", "binary", C.RESTRICTED, "Envelope-encrypted original source and destination IPs (jobs.envelope cell format: version, DEK id, nonce, AES-256-GCM ciphertext)", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
+        Column("location_encrypted", "binary", C.RESTRICTED, "Envelope-encrypted original precise latitude / longitude (same cell format as ip_encrypted)", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
+        Column("encryption_key_id", "string", C.INTERNAL, "Id of the data key (DEK) that encrypted this row's restricted columns; its wrapped form is in security.data_keys"),
         Column("network_type", "string", C.INTERNAL, "wifi | 5g | lte | 3g | 2g | ethernet"),
         Column("signal_metric", "string", C.INTERNAL, "Platform signal metric name, e.g. lte_rsrp_dbm, wifi_rssi_dbm, gsm_rssi_asu"),
         Column("signal_value", "double", C.INTERNAL, "Signal value in the metric's unit"),
-        Column("latitude", "double", C.PERSONAL, "Device latitude rounded to 3 decimals (~100 m)"),
-        Column("longitude", "double", C.PERSONAL, "Device longitude rounded to 3 decimals (~100 m)"),
+        Column("latitude", "double", C.PERSONAL, "Device latitude rounded to 2 decimals (~1 km); the precise value only in location_encrypted"),
+        Column("longitude", "double", C.PERSONAL, "Device longitude rounded to 2 decimals (<= ~1 km); the precise value only in location_encrypted"),
         Column("country_code", "string", C.INTERNAL, "ISO 3166 code where the device was (US-CA for California)"),
         Column("carrier_mccmnc", "string", C.INTERNAL, "Serving carrier MCC-MNC"),
-        Column("duration_ms", "long", C.INTERNAL, "Call duration (call_end only)"),
-        Column("failure_reason", "string", C.INTERNAL, "Failure reason (call_failure only)"),
+        Column("duration_ms", "long", C.INTERNAL, "Call duration (call_end only)", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("failure_reason", "string", C.INTERNAL, "Failure reason (call_failure only)", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("telemetry_level", "string", C.INTERNAL, "basic | diagnostic as the client reported (schema 2)"),
         Column("diagnostics_opt_out", "boolean", C.INTERNAL, "Subscriber opted out of diagnostics (schema 2)"),
-        Column("bytes_sent", "long", C.INTERNAL, "Media bytes sent (schema 2, call_end)"),
-        Column("bytes_received", "long", C.INTERNAL, "Media bytes received (schema 2, call_end)"),
-        Column("mos", "double", C.INTERNAL, "Diagnostic: estimated mean opinion score"),
-        Column("jitter_ms", "int", C.INTERNAL, "Diagnostic: jitter"),
+        Column("bytes_sent", "long", C.INTERNAL, "Media bytes sent (schema 2, call_end)", plane=Plane.MEDIA, plane_reason=_MEDIA),
+        Column("bytes_received", "long", C.INTERNAL, "Media bytes received (schema 2, call_end)", plane=Plane.MEDIA, plane_reason=_MEDIA),
+        Column("mos", "double", C.INTERNAL, "Diagnostic: estimated mean opinion score", plane=Plane.MEDIA, plane_reason=_MEDIA),
+        Column("jitter_ms", "int", C.INTERNAL, "Diagnostic: jitter", plane=Plane.MEDIA, plane_reason=_MEDIA),
         Column("batch_id", "string", C.INTERNAL, "Upload batch id (same across retried uploads)", nullable=False),
         Column("sent_at_device", "timestamp", C.INTERNAL, "Batch send time on the device clock", nullable=False),
         Column("received_at", "timestamp", C.INTERNAL, "Collector receive time (UTC)", nullable=False),
@@ -205,15 +221,15 @@ SILVER_CALLS = TableSpec(
     partition_by=("call_date",),
     merge_keys=("call_id",),
     columns=(
-        Column("call_id", "string", C.INTERNAL, "Client-generated call id", nullable=False),
+        Column("call_id", "string", C.INTERNAL, "Client-generated call id", nullable=False, plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("call_date", "date", C.INTERNAL, "UTC date of started_at (of the first event if no start); partition column", nullable=False),
-        Column("status", "string", C.INTERNAL, "completed | failed | incomplete (start, no end within the window) | open (still within it) | orphan_end (end without start)", nullable=False),
-        Column("started_at", "timestamp", C.INTERNAL, "Corrected call_start time (UTC)"),
-        Column("ended_at", "timestamp", C.INTERNAL, "Corrected call_end / call_failure time (UTC)"),
-        Column("duration_ms", "long", C.INTERNAL, "Talk time reported by call_end (0 for failed calls)"),
-        Column("failure_reason", "string", C.INTERNAL, "call_failure reason"),
-        Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "Caller", nullable=False),
-        Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "Callee"),
+        Column("status", "string", C.INTERNAL, "completed | failed | incomplete (start, no end within the window) | open (still within it) | orphan_end (end without start)", nullable=False, plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("started_at", "timestamp", C.INTERNAL, "Corrected call_start time (UTC)", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("ended_at", "timestamp", C.INTERNAL, "Corrected call_end / call_failure time (UTC)", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("duration_ms", "long", C.INTERNAL, "Talk time reported by call_end (0 for failed calls)", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("failure_reason", "string", C.INTERNAL, "call_failure reason", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "Caller", nullable=False, plane=Plane.SIGNALING, plane_reason=_PARTY),
+        Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "Callee", plane=Plane.SIGNALING, plane_reason=_PARTY),
         Column("device_pseudonym", "string", C.PSEUDONYMOUS, "Device", nullable=False),
         Column("pseudonym_key_id", "string", C.INTERNAL, "Pseudonym key", nullable=False),
         Column("account_id", "string", C.INTERNAL, "B2B account or 'consumer'"),
@@ -227,12 +243,12 @@ SILVER_CALLS = TableSpec(
         Column("network_class", "string", C.INTERNAL, "wifi | wired | cellular_5g | cellular_4g | cellular_legacy"),
         Column("signal_dbm", "double", C.INTERNAL, "Signal at call start in dBm (ASU converted); null where the platform reports none"),
         Column("signal_quality", "int", C.INTERNAL, "Signal quality score 0 (none/poor) .. 4 (great) from per-class thresholds"),
-        Column("bytes_sent", "long", C.INTERNAL, "Media bytes sent (schema 2)"),
-        Column("bytes_received", "long", C.INTERNAL, "Media bytes received (schema 2)"),
-        Column("data_bytes", "long", C.INTERNAL, "bytes_sent + bytes_received (null if unreported)"),
+        Column("bytes_sent", "long", C.INTERNAL, "Media bytes sent (schema 2)", plane=Plane.MEDIA, plane_reason=_MEDIA),
+        Column("bytes_received", "long", C.INTERNAL, "Media bytes received (schema 2)", plane=Plane.MEDIA, plane_reason=_MEDIA),
+        Column("data_bytes", "long", C.INTERNAL, "bytes_sent + bytes_received (null if unreported)", plane=Plane.MEDIA, plane_reason=_MEDIA),
         Column("telemetry_level", "string", C.INTERNAL, "Consent in force at call start: basic | diagnostic | opted_out | unknown", nullable=False),
-        Column("mos", "double", C.INTERNAL, "Diagnostic MOS; null unless consent allowed diagnostics at call time"),
-        Column("jitter_ms", "int", C.INTERNAL, "Diagnostic jitter; same consent rule"),
+        Column("mos", "double", C.INTERNAL, "Diagnostic MOS; null unless consent allowed diagnostics at call time", plane=Plane.MEDIA, plane_reason=_MEDIA),
+        Column("jitter_ms", "int", C.INTERNAL, "Diagnostic jitter; same consent rule", plane=Plane.MEDIA, plane_reason=_MEDIA),
         Column("clock_offset_ms", "long", C.INTERNAL, "Correction applied to device times (server minus device clock)", nullable=False),
         Column("event_count", "int", C.INTERNAL, "Distinct events joined", nullable=False),
         Column("duplicate_events", "int", C.INTERNAL, "Extra copies dropped (retried uploads, repeated events)", nullable=False),
@@ -322,12 +338,208 @@ GOLD_HOURLY_GEO_USAGE = TableSpec(
     ),
 )
 
+GOLD_PUBLIC_USAGE_STATS = TableSpec(
+    name="gold.public_usage_stats",
+    description=(
+        "Differentially private public usage statistics (jobs.public_usage_stats). Datasets: "
+        "'daily_country_network' = calls and talk minutes per day x country x network class; "
+        "'hourly_national_calls' = calls per day x hour x country (network_class '*'). Before counting, each "
+        "subscriber's contribution per day is bounded: at most dp.max_calls_per_subscriber_day calls (kept by "
+        "hash of call_id) and their minutes scaled down to at most dp.max_minutes_per_subscriber_day. Noise is "
+        "calibrated to those bounds (L1 sensitivity of each histogram = the bound): two-sided geometric for "
+        "counts, Laplace for minutes; values are then clamped at 0 and rounded (post-processing). The cells are "
+        "a fixed public domain (dp.countries x network classes x hours), so every cell has a row, with or "
+        "without data. Epsilon per row and the budget ledger are in audit.privacy_budget."
+    ),
+    purpose="Public statistics with a differential privacy guarantee per subscriber-day.",
+    retention_tier=RetentionTier.GOLD_AGGREGATE,
+    partition_by=("period",),
+    merge_keys=("dataset", "period", "country_code", "network_class", "hour", "statistic"),
+    columns=(
+        Column("release_id", "string", C.PUBLIC, "Release the row belongs to (dataset/period/n); one ledger row each", nullable=False),
+        Column("dataset", "string", C.PUBLIC, "daily_country_network | hourly_national_calls", nullable=False),
+        Column("period", "date", C.PUBLIC, "UTC call date the statistic covers; partition column", nullable=False),
+        Column("country_code", "string", C.PUBLIC, "Country (ISO 3166, US-CA for California) from the fixed domain dp.countries", nullable=False),
+        Column("network_class", "string", C.PUBLIC, "wifi | wired | cellular_5g | cellular_4g | cellular_legacy | unknown, or '*' (all)", nullable=False),
+        Column("hour", "int", C.PUBLIC, "UTC hour 0-23 of the call start (hourly dataset); null for daily"),
+        Column("statistic", "string", C.PUBLIC, "calls | minutes: which of the value columns is set", nullable=False),
+        Column("calls", "long", C.PUBLIC, "Noisy count of calls started (statistic 'calls'): a non-negative integer"),
+        Column("minutes", "double", C.PUBLIC, "Noisy talk minutes (statistic 'minutes'): non-negative, rounded to 0.1"),
+        Column("epsilon", "string", C.PUBLIC, "Epsilon this statistic of the release spent (exact decimal or p/q)", nullable=False),
+        Column("mechanism", "string", C.PUBLIC, "geometric | laplace (diffprivlib)", nullable=False),
+        Column("sensitivity", "long", C.PUBLIC, "L1 sensitivity of the statistic's histogram (= the contribution bound)", nullable=False),
+        Column("bounds", "string", C.PUBLIC, "Contribution bounds the release used, per subscriber and day", nullable=False),
+        Column("released_at", "timestamp", C.PUBLIC, "When the release was computed", nullable=False),
+    ),
+)
+
+AUDIT_PRIVACY_BUDGET = TableSpec(
+    name="audit.privacy_budget",
+    description=(
+        "Privacy budget ledger: one row per differentially private release of gold.public_usage_stats "
+        "(status 'spent') and per refused attempt (status 'refused'), with the epsilon it spent or asked for, "
+        "what the dataset and period had spent before and the cap (dp.epsilon_cap). Epsilons are exact "
+        "decimal strings (or p/q), summed as fractions, never floats. Written before the release is published."
+    ),
+    purpose="Proof that no dataset and period spent more privacy budget than the configured cap.",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("release_id",),
+    columns=(
+        Column("release_id", "string", C.INTERNAL, "Release id (dataset/period/n), or dataset/period/refused/<run_id>", nullable=False),
+        Column("dataset", "string", C.INTERNAL, "daily_country_network | hourly_national_calls", nullable=False),
+        Column("period", "date", C.INTERNAL, "Call date the release covers", nullable=False),
+        Column("epsilon", "string", C.INTERNAL, "Epsilon spent (or requested, if refused): exact decimal or p/q", nullable=False),
+        Column("delta", "string", C.INTERNAL, "Delta spent (0: pure differential privacy)", nullable=False),
+        Column("mechanism", "string", C.INTERNAL, "Mechanisms per statistic, e.g. calls=geometric;minutes=laplace", nullable=False),
+        Column("cap", "string", C.INTERNAL, "Epsilon cap of the dataset and period at the time", nullable=False),
+        Column("spent_before", "string", C.INTERNAL, "Epsilon the dataset and period had spent before this row", nullable=False),
+        Column("status", "string", C.INTERNAL, "spent | refused", nullable=False),
+        Column("reason", "string", C.INTERNAL, "Why it was spent (first release, re-release, ...) or refused", nullable=False),
+        Column("recorded_at", "timestamp", C.INTERNAL, "When the row was written", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Job run that wrote it", nullable=False),
+    ),
+)
+
+SECURITY_DATA_KEYS = TableSpec(
+    name="security.data_keys",
+    description=(
+        "Envelope-encryption data keys (DEKs): one AES-256 key per ingest run, stored only wrapped by the "
+        "key-encryption key (KEK) of a key provider (local key file or Vault Transit). Restricted cells name "
+        "their DEK id; a reader unwraps the DEK through the provider once and decrypts. Rotating the KEK re-wraps "
+        "these rows only: no data table is rewritten. Deleting a row crypto-shreds every cell it encrypted."
+    ),
+    purpose="Decrypting restricted columns for network operations and forensics; key rotation; crypto-shredding.",
+    # Keys must live as long as the data they decrypt: the longest tier.
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("dek_id",),
+    columns=(
+        Column("dek_id", "string", C.INTERNAL, "Data key id, as in encryption_key_id and the ciphertext header", nullable=False),
+        Column("provider", "string", C.INTERNAL, "Key provider holding the KEK: local | vault", nullable=False),
+        Column("kek_id", "string", C.INTERNAL, "KEK (version) that wrapped the key: a key-file id, or <mount>/<key>:v<N> in Vault", nullable=False),
+        Column("kek_version", "int", C.INTERNAL, "KEK version number (the N of enc-N or vault:vN)"),
+        Column("wrapped_key", "binary", C.INTERNAL, "The DEK encrypted under the KEK (useless without the provider)", nullable=False),
+        Column("scope", "string", C.INTERNAL, "What it encrypts, e.g. bronze.call_events upload_date=2026-11-24", nullable=False),
+        Column("created_at", "timestamp", C.INTERNAL, "When the key was made", nullable=False),
+        Column("created_by_run", "string", C.INTERNAL, "Run that made and used it", nullable=False),
+        Column("rewrapped_at", "timestamp", C.INTERNAL, "Last KEK rotation that re-wrapped it (null if never)"),
+    ),
+)
+
+AUDIT_PRIVACY_AUDIT = TableSpec(
+    name="audit.privacy_audit",
+    description=(
+        "Re-identification attack simulation (jobs.privacy_audit, `voiplake privacy-audit`): one row per audited "
+        "table per run. An attacker who knows a few calls of each sampled target (hour, H3 cell, network class, "
+        "platform) tries to single the target out: in gold aggregates via the smallest published group consistent "
+        "with a known call ('aggregate_linkage'), in the pseudonymous silver records by matching all known calls "
+        "('record_linkage'); differentially private tables report the epsilon spent ('differential_privacy'). "
+        "Also k-anonymity by our own check and by pycanon on the rebuilt microdata, and l-diversity."
+    ),
+    purpose="Evidence for regulators that published tables do not single out subscribers; why an audit failed.",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=("audit_date",),
+    merge_keys=("run_id", "table_name"),
+    columns=(
+        Column("run_id", "string", C.INTERNAL, "Audit run id", nullable=False),
+        Column("audit_date", "date", C.INTERNAL, "Call date of the data audited; partition column", nullable=False),
+        Column("table_name", "string", C.INTERNAL, "Audited table, e.g. gold.hourly_geo_usage", nullable=False),
+        Column("method", "string", C.INTERNAL, "aggregate_linkage | record_linkage | differential_privacy", nullable=False),
+        Column("targets", "int", C.INTERNAL, "Subscribers attacked (sampled with privacy_audit.seed)", nullable=False),
+        Column("known_calls", "int", C.INTERNAL, "Calls of each target the attacker knows (at most)", nullable=False),
+        Column("unique_share", "double", C.INTERNAL, "Share of targets singled out (group of 1)"),
+        Column("near_unique_share", "double", C.INTERNAL, "Share of targets in a group of 2..privacy_audit.near_unique_size"),
+        Column("max_prosecutor_risk", "double", C.INTERNAL, "Largest per-target prosecutor risk (1 / smallest group)"),
+        Column("mean_prosecutor_risk", "double", C.INTERNAL, "Mean per-target prosecutor risk"),
+        Column("k_required", "int", C.INTERNAL, "privacy.k_anonymity at audit time"),
+        Column("k_min_ours", "long", C.INTERNAL, "Our check: smallest distinct_subscribers of the published rows"),
+        Column("k_min_independent", "long", C.INTERNAL, "pycanon k_anonymity on the rebuilt (subscriber, row) microdata"),
+        Column("l_diversity", "long", C.INTERNAL, "pycanon l_diversity of the sensitive attribute (reported, not gating)"),
+        Column("sensitive_attribute", "string", C.INTERNAL, "Sensitive attribute l-diversity was measured on"),
+        Column("threshold", "double", C.INTERNAL, "privacy_audit.max_prosecutor_risk applied to published tables"),
+        Column("published", "boolean", C.INTERNAL, "Whether the table is published (only published tables can fail)", nullable=False),
+        Column("passed", "boolean", C.INTERNAL, "Risk <= threshold and both k checks >= k_required (always true if unpublished)", nullable=False),
+        Column("detail", "string", C.INTERNAL, "Plain-language finding and supporting figures (JSON-free prose)"),
+        Column("audited_at", "timestamp", C.INTERNAL, "When the audit ran", nullable=False),
+    ),
+)
+
+GOLD_CAPACITY_BUSY_HOUR = TableSpec(
+    name="gold.capacity_busy_hour",
+    description=(
+        "SIP trunk capacity per trunk group (lake_layout/trunks.py: country -> trunk group and region) and UTC "
+        "day, from the intervals of completed silver calls clipped to the day: the busy hour (the clock hour "
+        "carrying the most traffic), its traffic in Erlangs (call-seconds overlapping the hour / 3600), the peak "
+        "number of simultaneous calls (sweep over call starts and ends), and the SIP channels the busy-hour "
+        "traffic needs at the configured grade of service by Erlang B (jobs.erlang)."
+    ),
+    purpose="Dimensioning SIP trunks and session border controllers per interconnect and region.",
+    retention_tier=RetentionTier.GOLD_AGGREGATE,
+    partition_by=("call_date",),
+    merge_keys=("call_date", "trunk_group"),
+    columns=(
+        Column("call_date", "date", C.INTERNAL, "UTC day whose clock hours are measured; partition column", nullable=False),
+        Column("trunk_group", "string", C.INTERNAL, "Trunk group (lake_layout.trunks), intl-default for countries without one", nullable=False),
+        Column("region", "string", C.INTERNAL, "Planning / media-relay region of the trunk group", nullable=False),
+        Column("busy_hour", "int", C.INTERNAL, "UTC clock hour 0-23 with the most traffic (earliest on ties)", nullable=False),
+        Column("busy_hour_start", "timestamp", C.INTERNAL, "Start of the busy hour (UTC)", nullable=False),
+        Column("busy_hour_erlangs", "double", C.INTERNAL, "Traffic in the busy hour: call-seconds overlapping it / 3600", nullable=False),
+        Column("busy_hour_calls", "long", C.INTERNAL, "Completed calls overlapping the busy hour", nullable=False),
+        Column("day_erlangs", "double", C.INTERNAL, "Mean traffic over the day: call-seconds in the day / 86400", nullable=False),
+        Column("calls", "long", C.INTERNAL, "Completed calls overlapping the day", nullable=False),
+        Column("peak_concurrent_calls", "long", C.INTERNAL, "Most calls in progress at one instant (intervals [start, end))", nullable=False),
+        Column("peak_at", "timestamp", C.INTERNAL, "First instant the peak was reached (UTC)", nullable=False),
+        Column("blocking", "string", C.INTERNAL, "Grade of service dimensioned for (capacity.blocking, exact decimal)", nullable=False),
+        Column("channels_required", "int", C.INTERNAL, "Smallest channel count whose Erlang B blocking at busy_hour_erlangs is <= blocking", nullable=False),
+        Column("blocking_at_channels", "double", C.INTERNAL, "Erlang B blocking of busy_hour_erlangs on channels_required channels", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that computed the row", nullable=False),
+        Column("computed_at", "timestamp", C.INTERNAL, "When the row was computed", nullable=False),
+    ),
+)
+
+GOLD_COST_ALLOCATION = TableSpec(
+    name="gold.cost_allocation",
+    description=(
+        "Monthly infrastructure costs (finance's input file per period: SIP trunks, media servers, storage) "
+        "allocated to accounts and their departments in proportion to usage in silver.calls (a weighted mix "
+        "of talk time, calls and data bytes per cost center, [finance] in infra/voiplake.toml). Largest-remainder "
+        "rounding to the minor unit, first to accounts, then within each account to departments: the rows of a "
+        "cost center sum exactly to its input amount. Money in integer minor units, shares as exact fractions."
+    ),
+    purpose="Chargeback of infrastructure costs to customer accounts and departments; finance's cost extract.",
+    retention_tier=RetentionTier.GOLD_AGGREGATE,
+    partition_by=("period",),
+    merge_keys=("period", "cost_center", "account_id", "department"),
+    columns=(
+        Column("period", "string", C.INTERNAL, "Month YYYY-MM (UTC call dates); partition column", nullable=False),
+        Column("cost_center", "string", C.INTERNAL, "sip_trunks | media_servers | storage (the input file's)", nullable=False),
+        Column("account_id", "string", C.INTERNAL, "Account (silver.calls account_id; 'consumer', or 'unassigned' if unknown)", nullable=False),
+        Column("department", "string", C.INTERNAL, "Department (reference.subscriber_consent, latest state by period end); '(none)' if none", nullable=False),
+        Column("currency", "string", C.INTERNAL, "ISO 4217 currency of the amounts", nullable=False),
+        Column("amount_minor", "long", C.INTERNAL, "Allocated amount in minor units (cents)", nullable=False),
+        Column("account_amount_minor", "long", C.INTERNAL, "The account's allocation of the cost center (sum of its department rows)", nullable=False),
+        Column("cost_center_total_minor", "long", C.INTERNAL, "The cost center's input amount (sum of its rows)", nullable=False),
+        Column("share", "string", C.INTERNAL, "Exact usage share of the row in the cost center (p/q)", nullable=False),
+        Column("drivers", "string", C.INTERNAL, "Driver weights applied, e.g. minutes:1,data_bytes:1", nullable=False),
+        Column("talk_ms", "long", C.INTERNAL, "Talk time of completed calls in the period (ms)", nullable=False),
+        Column("calls", "long", C.INTERNAL, "Calls in the period (any status)", nullable=False),
+        Column("data_bytes", "long", C.INTERNAL, "Media bytes in the period", nullable=False),
+        Column("costs_file", "string", C.INTERNAL, "Finance input file the amounts came from", nullable=False),
+        Column("costs_sha256", "string", C.INTERNAL, "SHA-256 of that file", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that allocated", nullable=False),
+        Column("allocated_at", "timestamp", C.INTERNAL, "When", nullable=False),
+    ),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
     REFERENCE_SUBSCRIBER_CONSENT,
     SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS,
-    GOLD_HOURLY_GEO_USAGE,
-    AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS,
+    GOLD_HOURLY_GEO_USAGE, GOLD_PUBLIC_USAGE_STATS,
+    GOLD_CAPACITY_BUSY_HOUR, GOLD_COST_ALLOCATION,
+    AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS, AUDIT_PRIVACY_BUDGET, AUDIT_PRIVACY_AUDIT,
+    SECURITY_DATA_KEYS,
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in ALL_TABLES}
 

@@ -20,6 +20,9 @@ def test_dagbag_has_no_import_errors() -> None:
     assert task.retries == 2
     assert {a.name for a in task.outlets} == {"bronze.call_events", "bronze.quarantine", "bronze.ingested_objects", "audit.lineage"}
     assert {a.name for a in dag.get_task("build_gold").outlets} == {"gold.hourly_geo_usage", "audit.lineage"}
+    assert {a.name for a in dag.get_task("publish_public_stats").outlets} == {
+        "gold.public_usage_stats", "audit.privacy_budget", "audit.lineage"}
+    assert {a.name for a in dag.get_task("build_capacity").outlets} == {"gold.capacity_busy_hour", "audit.lineage"}
 
 
 def test_quality_gates_stand_between_layers() -> None:
@@ -32,6 +35,8 @@ def test_quality_gates_stand_between_layers() -> None:
     assert upstream["check_silver"] == {"build_silver"}
     assert upstream["build_gold"] == {"check_silver"}
     assert upstream["check_gold"] == {"build_gold"}
+    assert upstream["build_capacity"] == {"check_silver"}  # trunk dimensioning from checked silver
+    assert upstream["publish_public_stats"] == {"check_silver"}  # DP statistics only from checked silver
     assert upstream["ingest_landing"] == {"ingest_directory"}
     # a failed gate is the data's fault: retrying it cannot help
     assert all(dag.get_task(t).retries == 0 for t in ("check_bronze", "check_silver", "check_gold"))

@@ -128,7 +128,8 @@ def test_first_attempt_succeeds_and_lineage_is_recorded(spark, s3_settings, inge
     log = (ingested / "dag.log").read_text()
     assert "up_for_retry" not in log  # a retry would hide a crash behind idempotency
     rows = lake.read_table(spark, AUDIT_LINEAGE, s3_settings).where(f"logical_date = DATE'{DAY}'").collect()
-    assert {r.job for r in rows} == {"reference_ingest", "bronze_ingest", "silver_calls", "gold_hourly_geo"}
+    assert {r.job for r in rows} == {"reference_ingest", "bronze_ingest", "silver_calls", "gold_hourly_geo", "public_usage_stats",
+                                     "capacity_busy_hour"}
     lineage = next(r for r in rows if r.job == "bronze_ingest")
     assert lineage.dag_id == DAG_ID and lineage.logical_date == DAY
     assert len(lineage.code_version) >= 40
@@ -144,18 +145,36 @@ def test_first_attempt_succeeds_and_lineage_is_recorded(spark, s3_settings, inge
     assert outputs["bronze.call_events"]["version_after"] == summary["tables"]["bronze.call_events"]["delta_version"]
 
 
-def test_no_raw_identifier_in_any_bronze_column(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
+def test_no_raw_identifier_in_any_table(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
+    """Every value the generator produced as an identifier (MSISDN with and without '+', IMEI, full IP,
+    device id) is searched for as a substring of every string, binary and long column of every table,
+    restricted columns included (they must hold ciphertext only)."""
+    from pyspark.sql import functions as F
+
+    from lake_layout.tables import ALL_TABLES
+
     raw = _raw_identifiers(generated, keys)
-    assert len(raw) > 100
-    raw_bytes = [r.encode() for r in raw]
-    for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS):
-        for row in lake.read_table(spark, spec, s3_settings).collect():
-            for name, value in row.asDict().items():
-                if isinstance(value, str):
-                    assert value not in raw, f"{spec.name}.{name} holds a raw identifier"
-                    assert not any(r in value for r in raw if len(r) > 9), f"{spec.name}.{name} embeds a raw identifier"
-                elif isinstance(value, (bytes, bytearray)):
-                    assert not any(r in value for r in raw_bytes), f"{spec.name}.{name} holds plaintext"
+    population = generated.population
+    raw |= {s.msisdn for s in population.subscribers} | {s.msisdn.lstrip("+") for s in population.subscribers}
+    raw |= {d.device_id for d in population.devices} | {d.imei for d in population.devices if d.imei}
+    raw = {r for r in raw if len(r) >= 7}
+    assert len(raw) > 1000
+    identifiers = F.broadcast(spark.createDataFrame([(r,) for r in sorted(raw)], "identifier string"))
+
+    scanned = []
+    for spec in ALL_TABLES:
+        if not lake.table_exists(spark, spec, s3_settings):
+            continue
+        table = lake.read_table(spark, spec, s3_settings)
+        values = table.select(F.explode(F.array(*[
+            F.struct(F.lit(c.name).alias("column"), F.col(c.name).cast("string").alias("value"))
+            for c in spec.columns if c.type in ("string", "binary", "long")  # types an identifier can hide in
+        ])).alias("cell")).select("cell.column", "cell.value").where("value IS NOT NULL")
+        hits = values.join(identifiers, F.expr("instr(value, identifier) > 0")).select("column").distinct().collect()
+        assert not hits, f"{spec.name} holds raw identifiers in {sorted(h.column for h in hits)}"
+        scanned.append(spec.name)
+    assert {"bronze.call_events", "bronze.quarantine", "reference.subscriber_consent", "silver.calls",
+            "silver.quarantine", "gold.hourly_geo_usage", "audit.lineage", "audit.quality_results"} <= set(scanned)
 
 
 def test_silver_accounts_for_every_bronze_event(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
@@ -310,6 +329,15 @@ def test_query_cli_prints_csv_only(s3_settings, ingested) -> None:  # type: igno
     assert [line.split(",")[0] for line in lines[1:]] == ["android", "ios", "web"]
     assert all(int(line.split(",")[1]) > 0 for line in lines[1:])
 
+    # Finance reads internal columns only: a pseudonym is confidential, so the query is refused by name.
+    refused = subprocess.run(
+        [str(Path(sys.executable).with_name("voiplake")), "query", "--role", "finance",
+         "SELECT account_id, count(DISTINCT subscriber_pseudonym) FROM silver.calls GROUP BY 1"],
+        env=env, capture_output=True, text=True,
+    )
+    assert refused.returncode == 2
+    assert "silver.calls.subscriber_pseudonym is confidential; role 'finance' may not read it" in refused.stderr
+
 
 NEXT_DAY = date(2026, 11, 25)
 NEXT_DAY_SEED = 13
@@ -343,3 +371,33 @@ def test_late_calls_merge_into_their_day_and_gold_recomputes_it(spark, s3_settin
     assert gold_calls == len(assignment) and gold_calls >= gold_rows_before
     k = s3_settings.privacy.k_anonymity
     assert all(row.distinct_subscribers >= k for row in published.values())
+
+
+def test_public_usage_stats_released_once_per_dataset_and_day_and_reruns_spend_nothing(spark, s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from jobs import public_usage_stats as dp
+    from lake_layout.tables import AUDIT_LINEAGE, AUDIT_PRIVACY_BUDGET, GOLD_PUBLIC_USAGE_STATS
+
+    stats = lake.read_table(spark, GOLD_PUBLIC_USAGE_STATS, s3_settings).where(f"period = DATE'{DAY}'")
+    countries = s3_settings.dp.country_domain
+    # every cell of the fixed domain exactly once, data or not
+    assert stats.count() == len(countries) * len(dp.NETWORK_CLASS_DOMAIN) * 2 + len(countries) * 24
+    assert stats.select("dataset", "country_code", "network_class", "hour", "statistic").distinct().count() == stats.count()
+    assert dict(stats.dtypes)["calls"] == "bigint"  # counts are integers
+    assert stats.where("statistic = 'calls' AND (calls IS NULL OR calls < 0)").count() == 0
+    assert stats.where("statistic = 'minutes' AND (minutes IS NULL OR minutes < 0 OR minutes <> round(minutes, 1))").count() == 0
+    assert stats.where("calls > 0").count() > 0
+
+    book = lake.read_table(spark, AUDIT_PRIVACY_BUDGET, s3_settings).where(f"period = DATE'{DAY}'").collect()
+    assert sorted((r.dataset, r.status, r.epsilon) for r in book) == [
+        ("daily_country_network", "spent", "0.25"), ("hourly_national_calls", "spent", "0.25")]
+    assert {r.release_id for r in book} == {r.release_id for r in stats.select("release_id").distinct().collect()}
+
+    # DAY was published by its first DAG run; the rerun of DAY and NEXT_DAY's run (late calls of DAY) reused it
+    runs = [json.loads(r.metrics_json) for r in
+            lake.read_table(spark, AUDIT_LINEAGE, s3_settings).where("job = 'public_usage_stats'").collect()]
+    of_day = [release for m in runs for release in m["releases"] if release["period"] == DAY.isoformat()]
+    assert sorted(r["action"] for r in of_day) == ["released"] * 2 + ["reused"] * (len(of_day) - 2)
+    assert len(of_day) >= 4
+    assert all(m["median_relative_error"] is not None for m in runs if m["cells_released"])

@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 import pytest
 
 from jobs.bronze_ingest import (
-    clock_offset_ms, decode_uploads, decrypt_ips, new_objects, pseudonymize, truncate_ip, validate_event,
+    clock_offset_ms, decode_uploads, new_objects, pseudonymize, truncate_ip, validate_event,
 )
+from jobs.envelope import DataKey, decrypt_cell
 from jobs.keys import KeyMaterial
 from jobs.telemetry.codec import Header, encode_json, encode_protobuf
 from lake_layout.landing import landing_object_key
@@ -94,7 +95,8 @@ def _objects(keys: KeyMaterial) -> list[tuple[str, bytes]]:
 
 def test_decode_uploads_accounts_for_every_record(spark, keys) -> None:  # type: ignore[no-untyped-def]
     df = spark.createDataFrame(_objects(keys), "object_key string, content binary")
-    rows = decode_uploads(df, keys=keys, run_id="run-1", now=NOW).collect()
+    dek = DataKey.generate()
+    rows = decode_uploads(df, keys=keys, dek=dek, run_id="run-1", now=NOW).collect()
     objects = {r.object_key: r for r in rows if r.row_kind == "object"}
     assert len(objects) == 5
     for r in objects.values():
@@ -112,10 +114,14 @@ def test_decode_uploads_accounts_for_every_record(spark, keys) -> None:  # type:
     assert e0.subscriber_pseudonym == pseudonymize("msisdn", MSISDN, keys.pseudonym.active_key)
     assert e0.device_pseudonym == pseudonymize("device", "device-abc", keys.pseudonym.active_key)
     assert (e0.src_ip_prefix, e0.dst_ip_prefix) == ("198.51.100.0/24", "2001:db8:abcd::/48")
-    assert (e0.latitude, e0.longitude) == (52.52, 13.405)
+    assert (e0.latitude, e0.longitude) == (52.52, 13.4)  # 2 decimals; the precise values only encrypted
     assert e0.event_date.isoformat() == "2026-11-24" and e0.clock_offset_ms == 850
-    assert decrypt_ips(keys, e0.encryption_key_id, "e-0", bytes(e0.ip_encrypted)) == {
+    assert e0.encryption_key_id == dek.dek_id
+    data_keys = {dek.dek_id: dek.key}
+    assert decrypt_cell(bytes(e0.ip_encrypted), data_keys, column="ip_encrypted", row_id="e-0") == {
         "src_ip": "198.51.100.77", "dst_ip": "2001:db8:abcd:12::9"}
+    assert decrypt_cell(bytes(e0.location_encrypted), data_keys, column="location_encrypted", row_id="e-0") == {
+        "latitude": 52.520008, "longitude": 13.404954}
     web = next(e for e in events if e.event_id == "e-3")
     assert web.platform == "web" and web.ip_encrypted is None and web.telemetry_level == "diagnostic"
     # Nothing raw survives in any column of any output row.
@@ -123,6 +129,7 @@ def test_decode_uploads_accounts_for_every_record(spark, keys) -> None:  # type:
         text = " ".join(str(v) for v in r.asDict().values())
         assert MSISDN not in text and "490154203237518" not in text and "198.51.100.77" not in text
         assert "device-abc" not in text and "4930123456" not in text
+        assert "52.520008" not in text and "13.404954" not in text and dek.key.hex() not in text
 
 
 def test_new_objects_skips_the_manifest(spark) -> None:  # type: ignore[no-untyped-def]

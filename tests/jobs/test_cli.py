@@ -28,3 +28,28 @@ def test_table_aligns_and_counts_rows() -> None:
     assert lines[3] == "| ios       | 3    | 2026-11-24 | <2 bytes> |"
     assert lines[-1] == "(2 rows)"
     assert render(["x"], [], "csv") == "x"
+
+
+def test_query_as_a_role_sees_only_columns_within_its_clearance(spark, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    from pyspark.errors import AnalysisException
+
+    from jobs import lake
+    from jobs.cli import explain_denial, run_query
+    from lake_layout.tables import BRONZE_CALL_EVENTS, SILVER_CALLS
+
+    lake_settings = settings.with_lake_root(str(tmp_path / "lake"))
+    for spec in (BRONZE_CALL_EVENTS, SILVER_CALLS):
+        lake.ensure_table(spark, spec, lake_settings)
+
+    analyst = run_query(spark, lake_settings, "SELECT * FROM bronze.call_events", role="analyst")
+    assert "src_ip_prefix" in analyst.columns and "ip_encrypted" not in analyst.columns
+    sql = "SELECT ip_encrypted FROM bronze.call_events"
+    with pytest.raises(AnalysisException):
+        run_query(spark, lake_settings, sql, role="analyst")
+    assert explain_denial(sql, "analyst") == (
+        "bronze.call_events.ip_encrypted is restricted; role 'analyst' may not read it (see lake_layout/access.py)")
+    assert run_query(spark, lake_settings, sql, role="security").columns == ["ip_encrypted"]
+    assert run_query(spark, lake_settings, "SELECT * FROM silver.calls", role="finance").columns == [
+        c for c in SILVER_CALLS.column_names if c not in ("subscriber_pseudonym", "callee_pseudonym", "device_pseudonym", "h3_cell")]
+    assert run_query(spark, lake_settings, sql, role=None).columns == ["ip_encrypted"]  # no role: the table itself

@@ -25,7 +25,7 @@ def test_every_table_declares_schema_partitioning_classification_and_retention()
 def test_bronze_holds_no_raw_identifier_columns() -> None:
     forbidden = {"imei", "msisdn", "callee_msisdn", "device_id", "src_ip", "dst_ip"}
     assert forbidden.isdisjoint(BRONZE_CALL_EVENTS.column_names)
-    assert BRONZE_CALL_EVENTS.columns_of(Classification.RESTRICTED) == ["ip_encrypted"]
+    assert BRONZE_CALL_EVENTS.columns_of(Classification.RESTRICTED) == ["ip_encrypted", "location_encrypted"]
 
 
 def test_locations_follow_the_lake_root() -> None:
