@@ -65,7 +65,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from jobs.gold_hourly_geo import GROUP_COLUMNS, LEVELS, Level, level_keys, usage_facts
 from lake_layout.config import Settings
-from lake_layout.tables import AUDIT_PRIVACY_AUDIT, GOLD_HOURLY_GEO_USAGE, SILVER_CALLS, TABLES_BY_NAME
+from lake_layout.tables import (
+    AUDIT_PRIVACY_AUDIT,
+    AUDIT_PRIVACY_BUDGET,
+    GOLD_HOURLY_GEO_USAGE,
+    GOLD_PUBLIC_USAGE_STATS,
+    SILVER_CALLS,
+    TABLES_BY_NAME,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,8 +81,8 @@ if TYPE_CHECKING:
 AGGREGATE_LINKAGE = "aggregate_linkage"
 RECORD_LINKAGE = "record_linkage"
 DIFFERENTIAL_PRIVACY = "differential_privacy"
-DP_TABLE = "gold.public_usage_stats"
-DP_LEDGER = "audit.privacy_budget"
+DP_TABLE = GOLD_PUBLIC_USAGE_STATS.name
+DP_LEDGER = AUDIT_PRIVACY_BUDGET.name
 SENSITIVE_ATTRIBUTE = "had_failed_call"
 QUASI_IDENTIFIERS: tuple[str, ...] = ("generalization_level", *GROUP_COLUMNS)
 EXIT_AUDIT_FAILED = 3

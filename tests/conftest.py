@@ -11,6 +11,13 @@ import pytest
 
 from lake_layout.config import PROJECT_ROOT
 
+# pytest-xdist workers run with a bare __main__ (no __file__), which pyspark.sql.connect takes for a doctest
+# run and answers with sys.exit(0) at import (great_expectations imports it). Give __main__ a file name.
+import __main__  # noqa: E402
+
+if not hasattr(__main__, "__file__"):
+    __main__.__file__ = "<pytest-xdist worker>"
+
 # Airflow reads its configuration at import: keep its home (SQLite DB, logs) in the build folder.
 os.environ.setdefault("AIRFLOW_HOME", str(PROJECT_ROOT / "build" / "airflow-test"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
