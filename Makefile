@@ -34,7 +34,7 @@ run: setup
 
 ## test: the whole suite (unit + end-to-end on the local object store and Airflow).
 test: setup
-	$(PY) -m pytest tests -n 2 --dist loadfile
+	$(PY) -m pytest tests -n 2 --dist loadfile --durations=25
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not e2e"
