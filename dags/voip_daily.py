@@ -23,6 +23,17 @@ What triggers what
 * `build_capacity` (also after `check_silver`) recomputes `gold.capacity_busy_hour` for those call dates
   (and the day after each, for calls over midnight): busy hour, Erlangs, peak calls and the SIP channels
   each trunk group needs by Erlang B at `capacity.blocking`.
+* `build_billing` (also after `check_silver`) closes the billing periods whose late-data grace ended by D,
+  re-rates the open periods silver touched into `gold.billing_rated_calls` / `gold.billing_usage`, and bills
+  calls that arrived for closed periods as adjustments in the open period (closed periods are never rewritten).
+* `build_account_usage` (also after `check_silver`) recomputes `gold.account_usage_daily` for those call
+  dates: usage per B2B account and day with its reseller (lake_layout/resellers.toml), which the resellers'
+  usage-report extract and the CRM API read.
+* `evaluate_support_triggers` (also after `check_silver`) checks each changed call date against the quotas
+  ([quotas] in infra/voiplake.toml: month-to-date minutes per account and per subscriber) and the call quality
+  per account (failure rate, short-call ratio), records new events in `gold.support_triggers` (each threshold
+  fires once per period) and delivers the undelivered ones to the support sink (file or webhook). A sink that
+  is down does not fail the task: its events stay undelivered and the next run delivers them.
 * Each task that writes a table updates that table's Asset, so downstream DAGs (privacy publications,
   billing) schedule on `gold.hourly_geo_usage` / `silver.calls` rather than on a clock.
 
@@ -39,15 +50,21 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from lake_layout.config import load_settings
 from lake_layout.tables import (
+    ALL_TABLES,
+    AUDIT_BILLING_PERIODS,
     AUDIT_LINEAGE,
     AUDIT_PRIVACY_BUDGET,
     AUDIT_QUALITY_RESULTS,
     BRONZE_CALL_EVENTS,
     BRONZE_INGESTED_OBJECTS,
     BRONZE_QUARANTINE,
+    GOLD_ACCOUNT_USAGE_DAILY,
+    GOLD_BILLING_RATED_CALLS,
+    GOLD_BILLING_USAGE,
     GOLD_CAPACITY_BUSY_HOUR,
     GOLD_HOURLY_GEO_USAGE,
     GOLD_PUBLIC_USAGE_STATS,
+    GOLD_SUPPORT_TRIGGERS,
     REFERENCE_SUBSCRIBER_CONSENT,
     SILVER_CALLS,
     SILVER_PLATFORM_COMPLETENESS,
@@ -57,12 +74,7 @@ from lake_layout.tables import (
 _SETTINGS = load_settings()
 ASSETS = {
     spec.name: Asset(name=spec.name, uri=spec.asset_uri(_SETTINGS))
-    for spec in (
-        REFERENCE_SUBSCRIBER_CONSENT, BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
-        SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS, GOLD_HOURLY_GEO_USAGE,
-        GOLD_PUBLIC_USAGE_STATS, AUDIT_PRIVACY_BUDGET, GOLD_CAPACITY_BUSY_HOUR,
-        AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS,
-    )
+    for spec in ALL_TABLES
 }
 DAG_ID = "voip_daily"
 
@@ -152,6 +164,27 @@ def voip_daily() -> None:
         return run_capacity_busy_hour(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                       dag_run_id=dag_run.run_id if dag_run else None)
 
+    @task(outlets=_outlets(GOLD_BILLING_RATED_CALLS, GOLD_BILLING_USAGE, AUDIT_BILLING_PERIODS, AUDIT_LINEAGE))
+    def build_billing(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_billing_usage
+
+        return run_billing_usage(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
+                                 dag_run_id=dag_run.run_id if dag_run else None)
+
+    @task(outlets=_outlets(GOLD_ACCOUNT_USAGE_DAILY, AUDIT_LINEAGE))
+    def build_account_usage(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_account_usage
+
+        return run_account_usage(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
+                                 dag_run_id=dag_run.run_id if dag_run else None)
+
+    @task(outlets=_outlets(GOLD_SUPPORT_TRIGGERS, AUDIT_LINEAGE))
+    def evaluate_support_triggers(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_support_triggers
+
+        return run_support_triggers(evaluated_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
+                                    dag_run_id=dag_run.run_id if dag_run else None)
+
     bronze = ingest_landing()
     ingest_directory() >> bronze
     silver = build_silver(check_bronze(bronze))
@@ -159,6 +192,9 @@ def voip_daily() -> None:
     check_gold(build_gold(silver_checked))
     publish_public_stats(silver_checked)
     build_capacity(silver_checked)
+    evaluate_support_triggers(silver_checked)
+    build_account_usage(silver_checked)
+    build_billing(silver_checked)
 
 
 voip_daily()

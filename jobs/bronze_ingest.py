@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
 
+from jobs.destinations import destination_class
 from jobs.envelope import DataKey, KeyProvider, encrypt_cell, register_data_key
 from jobs.keys import KeyMaterial
 from jobs.telemetry.codec import EVENT_TYPES, NETWORK_TYPES, DecodedUpload, Header, UploadRejected, decode_object
@@ -229,6 +230,7 @@ def decode_object_rows(
                 "platform": header.platform, "app_version": header.app_version, "schema_version": header.schema_version,
                 "subscriber_pseudonym": pseudonymize("msisdn", event["msisdn"], psn_key),
                 "callee_pseudonym": pseudonymize("msisdn", callee, psn_key) if callee else None,
+                "destination_class": destination_class(event["msisdn"], callee) if callee else None,
                 "device_pseudonym": device_psn, "pseudonym_key_id": psn_id,
                 "account_id": event.get("account_id"),
                 "src_ip_prefix": truncate_ip(src) if src else None,

@@ -10,6 +10,14 @@
     voiplake tables
     voiplake capacity --date 2026-11-24                # SIP trunk busy hour, peak calls, Erlang B channels
     voiplake extract cost-allocation --period 2026-11 --out costs.csv   # finance: costs by account (.parquet too)
+    voiplake support-triggers --date 2026-11-24        # quota / quality triggers, delivered to the file or webhook sink
+    voiplake billing --date 2026-11-24                 # B2B billing: rate the open period, adjustments for late calls
+    voiplake extract billing --period 2026-11 --out billing.csv   # billing lines, reconciled with silver (.parquet too)
+    voiplake account-usage --date 2026-11-24           # usage per B2B account and day (gold.account_usage_daily)
+    voiplake extract usage-report --reseller northwind --from 2026-11-01 --to 2026-11-30 --out usage.csv
+    voiplake api token --reseller northwind            # issue a reseller's CRM API token (printed once, hash kept)
+    voiplake api serve [--port 8765]                   # read-only CRM API on 127.0.0.1 (docs at /docs)
+    voiplake api openapi --out docs/crm_api.openapi.json
     voiplake keys rotate                          # new KEK version; re-wrap the data keys (tables untouched)
     voiplake keys decrypt-check --date 2026-11-24 --role security   # every restricted cell decrypts (counts only)
 
@@ -25,7 +33,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -182,6 +190,7 @@ def day_summary(spark: "SparkSession", settings: Settings, day: date) -> dict[st
         ALL_TABLES,
         BRONZE_INGESTED_OBJECTS,
         BRONZE_QUARANTINE,
+        GOLD_BILLING_USAGE,
         GOLD_HOURLY_GEO_USAGE,
         SILVER_CALLS,
     )
@@ -202,7 +211,20 @@ def day_summary(spark: "SparkSession", settings: Settings, day: date) -> dict[st
     by_level = {int(r["generalization_level"]): int(r["count"]) for r in gold_rows.groupBy("generalization_level").count().collect()} if gold_rows is not None else {}
     n_calls = sum(by_call_status.values())
     published = int(gold["calls"] or 0) if gold else 0
+    billing: dict[str, Any] = {}
+    if GOLD_BILLING_USAGE in specs:
+        from jobs.billing_usage import calendar_of
+
+        period = calendar_of(settings).period_of(datetime.combine(day, datetime.max.time(), tzinfo=timezone.utc))
+        b = (lake.read_table(spark, GOLD_BILLING_USAGE, settings).where(F.col("invoice_period") == period)
+             .agg(F.countDistinct("account_id").alias("accounts"), F.sum("calls").alias("calls"),
+                  F.sum("billable_seconds").alias("billable"), F.sum("included_seconds").alias("included"),
+                  F.sum("charge_minor").alias("charge"), F.max("currency").alias("currency")).first())
+        billing = {"invoice_period": period, "accounts": int(b["accounts"]), "calls": int(b["calls"] or 0),
+                   "billable_minutes": round((b["billable"] or 0) / 60, 1), "included_minutes": round((b["included"] or 0) / 60, 1),
+                   "charge_minor": int(b["charge"] or 0), "currency": b["currency"]}
     return {
+        "billing": billing,
         "silver_calls": n_calls,
         "silver_calls_by_status": dict(sorted(by_call_status.items())),
         "gold_rows": int(gold["rows"]) if gold else 0,
@@ -237,6 +259,11 @@ def print_summary(summary: dict[str, Any]) -> None:
           f"{summary['gold_min_distinct_subscribers']} subscribers; rows by generalization level {summary['gold_rows_by_generalization_level']})")
     share = summary["suppressed_share"]
     print(f"  calls suppressed by k-anonymity: {share:.2%}" if share is not None else "  calls suppressed: n/a")
+    if summary.get("billing"):
+        b = summary["billing"]
+        print(f"  billing {b['invoice_period']} so far: {b['accounts']} B2B accounts, {b['calls']:,} billable calls, "
+              f"{b['billable_minutes']:,} billable minutes ({b['included_minutes']:,} included), "
+              f"charges {b['charge_minor'] / 100:,.2f} {b['currency']}  (voiplake extract billing --period {b['invoice_period']} --out F)")
     print("  tables:")
     for name, info in summary["tables"].items():
         print(f"      {name:<30} v{info['delta_version']}  {info['location']}")
@@ -259,6 +286,8 @@ def airflow_env(settings: Settings, airflow_home: Path | None = None) -> dict[st
     env["VOIPLAKE_QUALITY_DATA_DOCS_DIR"] = settings.quality.data_docs_dir
     env["VOIPLAKE_LINEAGE_OPENLINEAGE_FILE"] = settings.lineage.openlineage_file
     env["VOIPLAKE_LINEAGE_NAMESPACE"] = settings.lineage.namespace
+    for key in ("sink", "file_path", "webhook_url"):  # support triggers go where this process's settings send them
+        env[f"VOIPLAKE_QUOTAS_{key.upper()}"] = getattr(settings.quotas, key)
     return env
 
 
@@ -410,6 +439,120 @@ def extract_cost_allocation_command(settings: Settings, period: str, out: Path, 
     return 0
 
 
+def billing_command(settings: Settings, day: date) -> int:
+    """Rate the open billing period up to `day` (and bill late calls of closed periods) and print the invoices."""
+    from jobs.billing_usage import calendar_of
+    from jobs.runner import run_billing_usage
+
+    calendar = calendar_of(settings)
+    first = calendar.utc_dates(calendar.period_of(datetime.combine(day, datetime.max.time(), tzinfo=timezone.utc)))[0]
+    days = [first + timedelta(days=i) for i in range((day - first).days + 1)]
+    report = run_billing_usage(call_dates=days, logical_date=day, settings=settings)
+    print(json.dumps(report, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def extract_billing_command(settings: Settings, period: str, out: Path) -> int:
+    """Write the reconciled billing extract of usage `period`; 2 if it does not reconcile with silver."""
+    from jobs.billing_usage import ReconciliationError, extract
+    from jobs.spark import build_spark
+
+    try:
+        manifest = extract(build_spark(settings, app_name="voiplake extract billing"), settings, period, out)
+    except (ReconciliationError, ValueError) as exc:
+        print(f"billing extract refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {manifest.lines:,} billing lines of {manifest.accounts} accounts to {out}: "
+          f"{manifest.call_minutes} call minutes (= silver), charges {manifest.charge_minor:,} {manifest.currency} minor units; "
+          f"manifest {out.name}.manifest.json")
+    return 0
+
+
+# ----------------------------------------------------------------------------- resellers and the CRM API
+
+def account_usage_command(settings: Settings, day: date) -> int:
+    """Recompute gold.account_usage_daily for `day` and print the run's report."""
+    from jobs.runner import run_account_usage
+
+    print(json.dumps(run_account_usage(call_dates=[day], logical_date=day, settings=settings), indent=2, default=str))
+    return 0
+
+
+def extract_usage_report_command(settings: Settings, reseller_id: str, date_from: date, date_to: date, out: Path) -> int:
+    """Write a reseller's usage report (only its accounts, through jobs.account_usage.reseller_usage); 2 on a bad
+    reseller, range or output name."""
+    from jobs.account_usage import usage_report_rows, write_usage_report
+    from jobs.spark import build_spark
+    from lake_layout.resellers import PolicyError, UnknownReseller, load_policy
+
+    try:
+        reseller = load_policy(settings.crm_api.resellers_file).reseller(reseller_id)
+        if date_from > date_to or out.suffix not in (".csv", ".parquet"):
+            raise ValueError(f"need --from <= --to and an --out ending in .csv or .parquet, got {date_from}..{date_to}, {out}")
+    except (PolicyError, UnknownReseller, ValueError) as exc:
+        print(f"usage report refused: {exc}", file=sys.stderr)
+        return 2
+    rows = usage_report_rows(build_spark(settings, app_name="voiplake extract usage-report"), settings,
+                             reseller=reseller, date_from=date_from, date_to=date_to)
+    write_usage_report(rows, out)
+    accounts = len({r["account_id"] for r in rows})
+    print(f"wrote {len(rows)} rows ({accounts} accounts of {reseller.id}, {date_from}..{date_to}) to {out}")
+    return 0
+
+
+def api_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake api token | openapi | serve`."""
+    from lake_layout.resellers import PolicyError, UnknownReseller, load_policy
+
+    if args.api_command == "openapi":
+        from jobs.crm_api import openapi_document
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(openapi_document(settings))
+        print(f"wrote {args.out}")
+        return 0
+    try:
+        policy = load_policy(settings.crm_api.resellers_file)
+        if args.api_command == "token":
+            policy.reseller(args.reseller)
+    except (PolicyError, UnknownReseller) as exc:
+        print(f"api {args.api_command} refused: {exc}", file=sys.stderr)
+        return 2
+    if args.api_command == "token":
+        from jobs.api_tokens import issue_token
+
+        token = issue_token(settings.crm_api.tokens_file, args.reseller)
+        print(f"token for {args.reseller} (shown once; its SHA-256 is in {settings.crm_api.tokens_file}, "
+              "any previous token of the reseller is revoked):", file=sys.stderr)
+        print(token)
+        return 0
+    from jobs.crm_api import serve
+    from jobs.spark import build_spark
+
+    serve(build_spark(settings, app_name="voiplake crm api"), settings, port=args.port or settings.crm_api.port)
+    return 0
+
+
+# ----------------------------------------------------------------------------- support triggers
+
+def support_triggers_command(settings: Settings, day: date) -> int:
+    """Evaluate quotas and call quality for `day` (gold.support_triggers), deliver pending triggers, print a summary.
+
+    Exit 0 when every trigger is delivered, 4 when some stay undelivered (they are retried by the next run)."""
+    from jobs.runner import run_support_triggers
+
+    report = run_support_triggers(evaluated_dates=[day], logical_date=day, settings=settings)
+    kinds = ", ".join(f"{k} {n}" for k, n in report["new_by_kind"].items()) or "none"
+    print(f"support triggers for {day}: {report['new_triggers']} new ({kinds}); delivered {report['delivered']}, "
+          f"failed {report['failed']}, undelivered {report['undelivered']} via {report['sink']}")
+    for t in report["new"]:
+        print(f"  {t['account_id']:<12} {t['kind']:<16} {t['scope']:<10} threshold {t['threshold']:>5}  "
+              f"observed {t['observed']:.4g}")
+    print(f"  {report['calls_read']:,} silver calls read, table version {report['table_version']}, {report['seconds']}s",
+          file=sys.stderr)
+    return 0 if report["undelivered"] == 0 else 4
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -471,12 +614,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("capacity", help="SIP trunk capacity of one day: busy hour, Erlangs, peak calls, channels (Erlang B)")
     p.add_argument("--date", type=_date, required=True, help="UTC call date")
-    p = sub.add_parser("extract", help="extracts for business users (finance)")
+    p = sub.add_parser("billing", help="B2B billing: rate the open period up to a day, bill late calls as adjustments")
+    p.add_argument("--date", type=_date, required=True, help="run date (closes periods due by then)")
+    p = sub.add_parser("support-triggers", help="quota and call-quality triggers of one day, delivered to the support sink")
+    p.add_argument("--date", type=_date, required=True, help="UTC call date to evaluate (quotas: month to date)")
+    p = sub.add_parser("extract", help="extracts for business users (finance, resellers)")
     extract_sub = p.add_subparsers(dest="extract_kind", required=True)
+    p = extract_sub.add_parser("billing", help="billing lines of a period (reconciled with silver) for finance")
+    p.add_argument("--period", required=True, help="billing period YYYY-MM")
+    p.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet")
     p = extract_sub.add_parser("cost-allocation", help="allocate a month's infrastructure costs to accounts and departments")
     p.add_argument("--period", required=True, help="month YYYY-MM")
     p.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet")
     p.add_argument("--costs", type=Path, default=None, help="finance's cost file (default: <finance.costs_dir>/costs-<period>.csv)")
+    p = extract_sub.add_parser("usage-report", help="a reseller's usage per account and day (only its own accounts)")
+    p.add_argument("--reseller", required=True, help="reseller id (lake_layout/resellers.toml)")
+    p.add_argument("--from", dest="date_from", type=_date, required=True, help="first UTC call date")
+    p.add_argument("--to", dest="date_to", type=_date, required=True, help="last UTC call date (inclusive)")
+    p.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet")
+    p = sub.add_parser("account-usage", help="usage per B2B account and day (gold.account_usage_daily) for one call date")
+    p.add_argument("--date", type=_date, required=True, help="UTC call date")
+    p = sub.add_parser("api", help="the read-only CRM API for resellers")
+    api_sub = p.add_subparsers(dest="api_command", required=True)
+    p = api_sub.add_parser("token", help="issue a reseller's bearer token (printed once; only its SHA-256 is kept)")
+    p.add_argument("--reseller", required=True)
+    p = api_sub.add_parser("serve", help="serve the API on 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default: crm_api.port")
+    p = api_sub.add_parser("openapi", help="write the API's OpenAPI document")
+    p.add_argument("--out", type=Path, required=True)
 
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -533,8 +698,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "capacity":
         return capacity_command(settings, args.date)
+    if args.command == "support-triggers":
+        return support_triggers_command(settings, args.date)
+    if args.command == "extract" and args.extract_kind == "billing":
+        return extract_billing_command(settings, args.period, args.out)
+    if args.command == "billing":
+        return billing_command(settings, args.date)
     if args.command == "extract" and args.extract_kind == "cost-allocation":
         return extract_cost_allocation_command(settings, args.period, args.out, costs_file=args.costs)
+    if args.command == "extract" and args.extract_kind == "usage-report":
+        return extract_usage_report_command(settings, args.reseller, args.date_from, args.date_to, args.out)
+    if args.command == "account-usage":
+        return account_usage_command(settings, args.date)
+    if args.command == "api":
+        return api_command(settings, args)
 
     from jobs.spark import build_spark
 

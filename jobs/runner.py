@@ -176,6 +176,23 @@ def run_capacity_busy_hour(
     return _save("capacity_busy_hour", logical_date, json.loads(report.to_json()))
 
 
+def run_billing_usage(
+    *, call_dates: Sequence[date | str], logical_date: date, settings: Settings | None = None,
+    dag_id: str | None = None, dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """B2B billing for the call dates silver changed, as of `logical_date`: closes due periods, re-rates open ones,
+    bills late calls of closed ones as adjustments (gold.billing_rated_calls, gold.billing_usage)."""
+    from jobs import billing_usage
+
+    settings = settings or load_settings()
+    logical_date = _plain(logical_date)
+    days = tuple(date.fromisoformat(d) if isinstance(d, str) else _plain(d) for d in call_dates)
+    ctx = billing_usage.BillingContext(settings=settings, as_of=logical_date, call_dates=days, dag_id=dag_id,
+                                       dag_run_id=dag_run_id, **_run_id("billing_usage", logical_date, dag_run_id))
+    report = billing_usage.run(_spark(settings, f"billing_usage {logical_date}"), ctx)
+    return _save("billing_usage", logical_date, json.loads(report.to_json()))
+
+
 def run_cost_allocation(*, period: str, costs_file: Path | None = None, settings: Settings | None = None) -> dict[str, Any]:
     """Allocate finance's costs of `period` (YYYY-MM) to accounts and departments into gold.cost_allocation."""
     from jobs import cost_allocation
@@ -185,6 +202,40 @@ def run_cost_allocation(*, period: str, costs_file: Path | None = None, settings
     ctx = cost_allocation.CostAllocationContext(settings=settings, period=month, costs_file=costs_file)
     report = cost_allocation.run(_spark(settings, f"cost_allocation {period}"), ctx)
     return _save("cost_allocation", month.first_day, dict(report.__dict__))
+
+
+def run_account_usage(
+    *, call_dates: Sequence[date | str], logical_date: date, settings: Settings | None = None,
+    dag_id: str | None = None, dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Usage per B2B account and day (gold.account_usage_daily, with each account's reseller) for `call_dates`."""
+    from jobs import account_usage
+
+    settings = settings or load_settings()
+    logical_date = _plain(logical_date)
+    days = tuple(date.fromisoformat(d) if isinstance(d, str) else _plain(d) for d in call_dates)
+    ctx = account_usage.AccountUsageContext(settings=settings, call_dates=days, logical_date=logical_date, dag_id=dag_id,
+                                            dag_run_id=dag_run_id, **_run_id("account_usage", logical_date, dag_run_id))
+    report = account_usage.run(_spark(settings, f"account_usage {logical_date}"), ctx)
+    return _save("account_usage", logical_date, json.loads(report.to_json()))
+
+
+def run_support_triggers(
+    *, evaluated_dates: Sequence[date | str], logical_date: date, settings: Settings | None = None,
+    dag_id: str | None = None, dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Quota and quality support triggers (gold.support_triggers) for `evaluated_dates`, then delivery of every
+    undelivered trigger through the configured sink (quotas.sink)."""
+    from jobs import support_triggers
+
+    settings = settings or load_settings()
+    logical_date = _plain(logical_date)
+    days = tuple(date.fromisoformat(d) if isinstance(d, str) else _plain(d) for d in evaluated_dates)
+    ctx = support_triggers.SupportTriggersContext(settings=settings, evaluated_dates=days, logical_date=logical_date,
+                                                  dag_id=dag_id, dag_run_id=dag_run_id,
+                                                  **_run_id("support_triggers", logical_date, dag_run_id))
+    report = support_triggers.run(_spark(settings, f"support_triggers {logical_date}"), ctx)
+    return _save("support_triggers", logical_date, json.loads(report.to_json()))
 
 
 def gate_scope(table: str, *, upload_date: date | None = None, call_dates: Sequence[date | str] = ()) -> str | None:

@@ -128,8 +128,8 @@ def normalize_network(events: "DataFrame") -> "DataFrame":
 
 
 _CALL_ATTRIBUTES = (
-    "subscriber_pseudonym", "callee_pseudonym", "device_pseudonym", "pseudonym_key_id", "account_id", "platform",
-    "app_version", "schema_version", "country_code", "latitude", "longitude", "carrier_mccmnc", "network_type",
+    "subscriber_pseudonym", "callee_pseudonym", "destination_class", "device_pseudonym", "pseudonym_key_id",
+    "account_id", "platform", "app_version", "schema_version", "country_code", "latitude", "longitude", "carrier_mccmnc", "network_type",
     "network_class", "signal_dbm", "signal_quality", "clock_offset_ms", "telemetry_level", "diagnostics_opt_out",
 )
 _TERMINAL_FIELDS = ("event_type", "duration_ms", "failure_reason", "bytes_sent", "bytes_received", "mos", "jitter_ms")

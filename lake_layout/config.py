@@ -268,6 +268,108 @@ class FinanceSettings:
         return weights
 
 
+QUOTA_SINKS = ("file", "webhook")  # where support triggers are delivered (jobs.support_sinks)
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    """Quotas and support triggers (jobs.support_triggers, gold.support_triggers, `voiplake support-triggers`).
+
+    Quotas are talk minutes of completed calls per calendar month (UTC call dates). A trigger fires when an
+    account's (or one of its subscribers') month-to-date minutes reach `thresholds_percent` of its quota, or when
+    an account's day has a failure rate / short-call ratio above the maximum over at least `min_calls` calls.
+    Ratios are exact decimals (TOML strings) compared as fractions. A quota of 0 means "no quota".
+    `accounts` overrides account_minutes per account: `[quotas.accounts."acct-0001"] minutes = 5000` in the file,
+    or VOIPLAKE_QUOTAS_ACCOUNTS="acct-0001:5000,acct-0002:0".
+    """
+
+    period: str  # quota period: "month" (calendar month, UTC); the only one supported
+    account_minutes: int  # default monthly quota of every B2B account
+    subscriber_minutes: int  # monthly quota of every subscriber (per account)
+    thresholds_percent: tuple[int, ...]  # usage shares of the quota that fire a trigger, e.g. (80, 100)
+    max_failure_rate: Decimal  # failed / (completed + failed) of an account's day above this fires
+    max_short_call_ratio: Decimal  # completed calls shorter than short_call_seconds / completed above this fires
+    short_call_seconds: int
+    min_calls: int  # quality triggers need at least this many calls in the account's day (no alerts on tiny samples)
+    sink: str  # file | webhook
+    file_path: str  # file sink: JSON lines appended here
+    webhook_url: str  # webhook sink: POST target
+    webhook_timeout_seconds: Decimal
+    webhook_max_retries: int  # retries after the first attempt (connection errors, timeouts, 5xx, 429)
+    webhook_backoff_seconds: Decimal  # wait before retry i (0-based): backoff * 2**i
+    accounts: tuple[tuple[str, int], ...] = ()  # (account_id, monthly minutes) overrides, sorted
+
+    def __post_init__(self) -> None:
+        if self.period != "month":
+            raise SettingsError(f"quotas.period must be 'month' (calendar month, UTC), got {self.period!r}")
+        for name in ("account_minutes", "subscriber_minutes", "short_call_seconds", "webhook_max_retries"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"quotas.{name} must be >= 0, got {getattr(self, name)}")
+        if self.min_calls < 1:
+            raise SettingsError(f"quotas.min_calls must be >= 1, got {self.min_calls}")
+        if not self.thresholds_percent or any(t < 1 for t in self.thresholds_percent) \
+                or len(set(self.thresholds_percent)) != len(self.thresholds_percent):
+            raise SettingsError(f"quotas.thresholds_percent must be distinct percentages >= 1, got {list(self.thresholds_percent)}")
+        for name in ("max_failure_rate", "max_short_call_ratio"):
+            value = getattr(self, name)
+            if not value.is_finite() or not 0 <= value <= 1:
+                raise SettingsError(f"quotas.{name} must be a decimal in [0, 1], got {value}")
+        for name in ("webhook_timeout_seconds", "webhook_backoff_seconds"):
+            value = getattr(self, name)
+            if not value.is_finite() or value < 0 or (name == "webhook_timeout_seconds" and value == 0):
+                raise SettingsError(f"quotas.{name} must be a non-negative decimal (timeout > 0), got {value}")
+        if self.sink not in QUOTA_SINKS:
+            raise SettingsError(f"quotas.sink must be one of {list(QUOTA_SINKS)}, got {self.sink!r}")
+        if self.sink == "webhook" and not self.webhook_url.startswith(("http://", "https://")):
+            raise SettingsError(f"quotas.sink = 'webhook' needs quotas.webhook_url (http[s]://...), got {self.webhook_url!r}")
+        for account, minutes in self.accounts:
+            if not account or minutes < 0:
+                raise SettingsError(f"quotas.accounts.{account!r}: minutes must be >= 0, got {minutes}")
+        object.__setattr__(self, "thresholds_percent", tuple(sorted(self.thresholds_percent)))
+        object.__setattr__(self, "accounts", tuple(sorted(self.accounts)))
+
+    def account_quota(self, account_id: str) -> int:
+        """Monthly minutes quota of `account_id`: its override, else account_minutes (0 = none)."""
+        return dict(self.accounts).get(account_id, self.account_minutes)
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    """B2B billing (jobs.billing_usage, gold.billing_usage, `voiplake extract billing`).
+
+    Periods run from `cutoff_day` (1-28) 00:00 in `timezone` to the same day next month. A period closes once
+    the run's date is `close_after_days` past its end (the late-data grace); after that its rows are never
+    rewritten, and calls that arrive late for it are billed as adjustments in the open period.
+    `catalogue` is the plan catalogue file (lake_layout/billing_plans.toml).
+    """
+
+    catalogue: str
+    timezone: str
+    cutoff_day: int
+    close_after_days: int
+
+    def __post_init__(self) -> None:
+        if self.close_after_days < 0:
+            raise SettingsError(f"billing.close_after_days must be >= 0, got {self.close_after_days}")
+
+
+@dataclass(frozen=True)
+class CrmApiSettings:
+    """The read-only CRM API (`voiplake api serve`, jobs.crm_api) and its reseller policy.
+
+    `resellers_file` is the ownership policy (lake_layout/resellers.toml); `tokens_file` holds only the SHA-256
+    of each reseller's API token (`voiplake api token --reseller R`), under the git-ignored build/ folder.
+    """
+
+    resellers_file: str
+    tokens_file: str
+    port: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"crm_api.port must be a TCP port 1-65535, got {self.port}")
+
+
 @dataclass(frozen=True)
 class Settings:
     lake: LakeSettings
@@ -285,6 +387,9 @@ class Settings:
     privacy_audit: PrivacyAuditSettings
     capacity: CapacitySettings
     finance: FinanceSettings
+    billing: BillingSettings
+    quotas: QuotaSettings
+    crm_api: CrmApiSettings
 
     def with_lake_root(self, root: str) -> "Settings":
         return replace(self, lake=LakeSettings(root=root))
@@ -306,11 +411,15 @@ _SECTIONS: dict[str, type] = {
     "privacy_audit": PrivacyAuditSettings,
     "capacity": CapacitySettings,
     "finance": FinanceSettings,
+    "billing": BillingSettings,
+    "quotas": QuotaSettings,
+    "crm_api": CrmApiSettings,
 }
 # Keys holding local paths: resolved against the project root when relative.
 _PATH_KEYS = {("lake", "root"), ("object_store", "data_dir"), ("keys", "file"), ("spark", "ivy_dir"),
               ("lineage", "openlineage_file"), ("quality", "data_docs_dir"), ("privacy_audit", "report_dir"),
-              ("finance", "costs_dir")}
+              ("finance", "costs_dir"), ("billing", "catalogue"), ("quotas", "file_path"),
+              ("crm_api", "resellers_file"), ("crm_api", "tokens_file")}
 
 
 def _resolve_path(value: str) -> str:
@@ -320,15 +429,43 @@ def _resolve_path(value: str) -> str:
     return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
 
 
-def _coerce(section: str, key: str, raw: Any, target: type) -> Any:
+# Setting types beyond int / str / Decimal, as their annotation strings (postponed evaluation).
+_INT_LIST = "tuple[int, ...]"  # a TOML array of integers, or "80, 100" from the environment
+_MINUTES_TABLE = "tuple[tuple[str, int], ...]"  # [section.<field>."<id>"] minutes = N sub-tables, or "id:N, id:N"
+
+
+def _minutes_table(section: str, key: str, raw: Any) -> tuple[tuple[str, int], ...]:
+    if isinstance(raw, str):
+        pairs = [p.rpartition(":") for p in (p.strip() for p in raw.split(",")) if p]
+        return tuple((name.strip(), int(minutes)) for name, _, minutes in pairs)
+    if not isinstance(raw, Mapping):
+        raise TypeError(raw)
+    out = []
+    for name, entry in raw.items():
+        if not isinstance(entry, Mapping) or set(entry) != {"minutes"}:
+            raise SettingsError(f"{section}.{key}.{name}: expected a table with exactly one key, minutes = N; got {entry!r}")
+        out.append((str(name), int(entry["minutes"])))
+    return tuple(out)
+
+
+def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
     try:
         if target is int:
             return int(raw)
+        if target == _INT_LIST:
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if isinstance(items, (int, float, Mapping)) or any(isinstance(x, (bool, float)) for x in items):
+                raise TypeError(raw)
+            return tuple(int(str(x).strip()) for x in items if str(x).strip())
+        if target == _MINUTES_TABLE:
+            return _minutes_table(section, key, raw)
         if target is Decimal:  # exact: "0.1" stays 0.1 (give decimals as TOML strings, not floats)
             return Decimal(str(raw).strip())
         return str(raw)
+    except SettingsError:
+        raise
     except (TypeError, ValueError, InvalidOperation) as exc:
-        raise SettingsError(f"{section}.{key}: expected {target.__name__}, got {raw!r}") from exc
+        raise SettingsError(f"{section}.{key}: expected {getattr(target, '__name__', target)}, got {raw!r}") from exc
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -354,9 +491,12 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         for name, field in declared.items():
             override = env.get(f"VOIPLAKE_{section}_{name}".upper())
             value = override if override is not None else given.get(name)
+            target = {"int": int, int: int, "Decimal": Decimal, Decimal: Decimal,
+                      _INT_LIST: _INT_LIST, _MINUTES_TABLE: _MINUTES_TABLE}.get(field.type, str)
+            if value is None and target == _MINUTES_TABLE:
+                value = {}  # no sub-tables: no overrides
             if value is None:
                 raise SettingsError(f"missing setting {section}.{name} in {path}")
-            target = {"int": int, int: int, "Decimal": Decimal, Decimal: Decimal}.get(field.type, str)
             value = _coerce(section, name, value, target)
             if (section, name) in _PATH_KEYS:
                 value = _resolve_path(value)

@@ -69,6 +69,7 @@ class RetentionTier(str, Enum):
     OPERATIONAL = "operational"  # quarantine and ingestion manifests
     SILVER = "silver"
     GOLD_AGGREGATE = "gold_aggregate"  # anonymous aggregates
+    FINANCIAL = "financial"  # billing records: kept as commercial and tax law require
     AUDIT = "audit"  # audit and lineage records, kept longest
 
 

@@ -59,3 +59,6 @@ SIGNAL_SCALES: dict[str, SignalScale] = {
         SignalScale("gsm_rssi_asu", "ASU", 2.0, -113.0, (-107.0, -103.0, -97.0, -89.0), (-113.0, -51.0)),
     )
 }
+
+# Classes of dialled numbers (jobs.destinations decides all but on_net at bronze; billing adds on_net).
+DESTINATION_CLASSES = ("on_net", "domestic_mobile", "domestic_fixed", "international", "premium", "unknown")

@@ -47,6 +47,7 @@ BRONZE_CALL_EVENTS = TableSpec(
         Column("schema_version", "int", C.INTERNAL, "CallEvent schema version of the upload (1 or 2)", nullable=False),
         Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the caller's MSISDN", nullable=False, plane=Plane.SIGNALING, plane_reason=_PARTY),
         Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the destination number", plane=Plane.SIGNALING, plane_reason=_PARTY),
+        Column("destination_class", "string", C.INTERNAL, "Class of the dialled number decided before pseudonymization (jobs.destinations): domestic_mobile | domestic_fixed | international | premium | unknown", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("device_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the device id", nullable=False),
         Column("pseudonym_key_id", "string", C.INTERNAL, "Id of the pseudonym key used (keys rotate)", nullable=False),
         Column("account_id", "string", C.INTERNAL, "Customer account (B2B) or 'consumer'"),
@@ -230,6 +231,7 @@ SILVER_CALLS = TableSpec(
         Column("failure_reason", "string", C.INTERNAL, "call_failure reason", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "Caller", nullable=False, plane=Plane.SIGNALING, plane_reason=_PARTY),
         Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "Callee", plane=Plane.SIGNALING, plane_reason=_PARTY),
+        Column("destination_class", "string", C.INTERNAL, "Class of the dialled number (jobs.destinations); billing adds on_net", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("device_pseudonym", "string", C.PSEUDONYMOUS, "Device", nullable=False),
         Column("pseudonym_key_id", "string", C.INTERNAL, "Pseudonym key", nullable=False),
         Column("account_id", "string", C.INTERNAL, "B2B account or 'consumer'"),
@@ -532,12 +534,172 @@ GOLD_COST_ALLOCATION = TableSpec(
     ),
 )
 
+_RATING = (
+    "Rated per lake_layout/billing_plans.toml ([billing] in infra/voiplake.toml): billable seconds by the plan's "
+    "increments, included minutes consumed in call order by the plan's included classes, overage charged per "
+    "call at the class rate, rounded half up to the minor unit."
+)
+
+GOLD_BILLING_RATED_CALLS = TableSpec(
+    name="gold.billing_rated_calls",
+    description=(
+        "One row per billable call (completed, talk time > 0, a B2B account) and invoice: how it was rated. "
+        + _RATING + " Calls of an open period are re-rated on every run; once the period is closed its rows are "
+        "frozen, and a call that arrives for it later gets an adjustment row (is_adjustment) invoiced in the "
+        "period open at the time."
+    ),
+    purpose="Traceable rating of every billed call; the lines of the billing extract.",
+    retention_tier=RetentionTier.FINANCIAL,
+    partition_by=("period",),
+    merge_keys=("call_id", "invoice_period"),
+    columns=(
+        Column("period", "string", C.INTERNAL, "Billing period of the call's start (YYYY-MM, cut-off and time zone from [billing]); partition column", nullable=False),
+        Column("invoice_period", "string", C.INTERNAL, "Period whose invoice carries the row (= period unless an adjustment)", nullable=False),
+        Column("is_adjustment", "boolean", C.INTERNAL, "Rated after its period closed: billed in invoice_period, the closed period untouched", nullable=False),
+        Column("call_id", "string", C.INTERNAL, "silver.calls call_id", nullable=False),
+        Column("call_date", "date", C.INTERNAL, "silver.calls call_date (UTC)", nullable=False),
+        Column("started_at", "timestamp", C.INTERNAL, "Call start (UTC)", nullable=False),
+        Column("account_id", "string", C.INTERNAL, "B2B account", nullable=False),
+        Column("plan_id", "string", C.INTERNAL, "Plan the account is on", nullable=False),
+        Column("currency", "string", C.INTERNAL, "ISO 4217 currency of the charge", nullable=False),
+        Column("destination_class", "string", C.INTERNAL, "Destination class rated (silver's, or on_net for a callee who is our subscriber)", nullable=False),
+        Column("duration_ms", "long", C.INTERNAL, "Talk time (silver.calls)", nullable=False),
+        Column("billable_seconds", "long", C.INTERNAL, "Talk time rounded up by the plan's increments", nullable=False),
+        Column("included_seconds", "long", C.INTERNAL, "Billable seconds covered by the included minutes", nullable=False),
+        Column("overage_seconds", "long", C.INTERNAL, "Billable seconds charged", nullable=False),
+        Column("rate_minor_per_minute", "long", C.INTERNAL, "Rate applied to overage (minor units per minute)", nullable=False),
+        Column("charge_minor", "long", C.INTERNAL, "Charge in minor units: overage_seconds * rate / 60, rounded half up", nullable=False),
+        Column("rating_rule", "string", C.INTERNAL, "The rule applied, readable: plan, class, increments, rate, allowance", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that rated the row", nullable=False),
+        Column("rated_at", "timestamp", C.INTERNAL, "When", nullable=False),
+    ),
+)
+
+GOLD_BILLING_USAGE = TableSpec(
+    name="gold.billing_usage",
+    description=(
+        "Per account, invoice period and usage period: billable, included and overage minutes (as seconds) and "
+        "charges in integer minor units, summed from gold.billing_rated_calls. A row with usage_period = "
+        "invoice_period is the period's usage; other rows are adjustments for calls that arrived after their "
+        "period closed. " + _RATING
+    ),
+    purpose="What each B2B account is invoiced for; finance's billing reconciliation.",
+    retention_tier=RetentionTier.FINANCIAL,
+    partition_by=("invoice_period",),
+    merge_keys=("invoice_period", "account_id", "usage_period"),
+    columns=(
+        Column("invoice_period", "string", C.INTERNAL, "Period invoiced (YYYY-MM); partition column", nullable=False),
+        Column("usage_period", "string", C.INTERNAL, "Period the calls were made in", nullable=False),
+        Column("row_type", "string", C.INTERNAL, "usage | adjustment", nullable=False),
+        Column("account_id", "string", C.INTERNAL, "B2B account", nullable=False),
+        Column("plan_id", "string", C.INTERNAL, "Plan", nullable=False),
+        Column("currency", "string", C.INTERNAL, "ISO 4217", nullable=False),
+        Column("calls", "long", C.INTERNAL, "Billable calls", nullable=False),
+        Column("duration_ms", "long", C.INTERNAL, "Talk time of those calls", nullable=False),
+        Column("billable_seconds", "long", C.INTERNAL, "After rounding increments", nullable=False),
+        Column("included_seconds", "long", C.INTERNAL, "Covered by included minutes", nullable=False),
+        Column("overage_seconds", "long", C.INTERNAL, "Charged", nullable=False),
+        Column("charge_minor", "long", C.INTERNAL, "Charges in minor units (sum of the calls' charges)", nullable=False),
+        Column("period_closed", "boolean", C.INTERNAL, "The usage period was closed when the row was written", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that wrote the row", nullable=False),
+        Column("computed_at", "timestamp", C.INTERNAL, "When", nullable=False),
+    ),
+)
+
+AUDIT_BILLING_PERIODS = TableSpec(
+    name="audit.billing_periods",
+    description=(
+        "Billing periods that have been closed, when and by which run, with their totals at closing. A closed "
+        "period stays closed whatever the date of a later (backfill) run: its rated calls are never rewritten."
+    ),
+    purpose="Proof that closed periods are not silently rewritten; when each invoice run could start.",
+    retention_tier=RetentionTier.FINANCIAL,
+    merge_keys=("period",),
+    columns=(
+        Column("period", "string", C.INTERNAL, "Billing period (YYYY-MM)", nullable=False),
+        Column("closed_at", "timestamp", C.INTERNAL, "When it was closed", nullable=False),
+        Column("closed_as_of", "date", C.INTERNAL, "The run date that closed it (>= period end + close_after_days)", nullable=False),
+        Column("calls", "long", C.INTERNAL, "Rated calls at closing", nullable=False),
+        Column("charge_minor", "long", C.INTERNAL, "Charges at closing (minor units)", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that closed it", nullable=False),
+    ),
+)
+
+GOLD_ACCOUNT_USAGE_DAILY = TableSpec(
+    name="gold.account_usage_daily",
+    description=(
+        "Aggregated usage per B2B account and UTC call date from silver.calls (consumers excluded): calls of "
+        "any status, completed and failed calls, talk time of completed calls, media bytes and distinct active "
+        "users, with the account's reseller (lake_layout/resellers.toml) at computation time, null for direct "
+        "accounts. Readers serving resellers (usage-report extract, CRM API) filter by the policy in force "
+        "through jobs.account_usage.reseller_usage, not by the stored reseller_id."
+    ),
+    purpose="Usage reports and the CRM API for resellers and B2B account management.",
+    retention_tier=RetentionTier.GOLD_AGGREGATE,
+    partition_by=("call_date",),
+    merge_keys=("call_date", "account_id"),
+    columns=(
+        Column("call_date", "date", C.INTERNAL, "UTC call date (silver.calls call_date); partition column", nullable=False),
+        Column("account_id", "string", C.INTERNAL, "B2B account (never 'consumer')", nullable=False),
+        Column("reseller_id", "string", C.INTERNAL, "Reseller owning the account when the row was computed; null for a direct account"),
+        Column("calls", "long", C.INTERNAL, "Calls of any status (completed, failed, incomplete, open, orphan_end)", nullable=False),
+        Column("completed_calls", "long", C.INTERNAL, "Completed calls", nullable=False),
+        Column("failed_calls", "long", C.INTERNAL, "Failed calls", nullable=False),
+        Column("talk_ms", "long", C.INTERNAL, "Talk time of completed calls (ms, exact)", nullable=False),
+        Column("data_bytes", "long", C.INTERNAL, "Media bytes sent + received (unreported counts 0)", nullable=False),
+        Column("active_users", "long", C.INTERNAL, "Distinct subscribers (pseudonyms) with a call that day", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that computed the row", nullable=False),
+        Column("computed_at", "timestamp", C.INTERNAL, "When the row was computed", nullable=False),
+    ),
+)
+
+GOLD_SUPPORT_TRIGGERS = TableSpec(
+    name="gold.support_triggers",
+    description=(
+        "Support workflow events (jobs.support_triggers, [quotas] in infra/voiplake.toml): an account's or one of its "
+        "subscribers' month-to-date talk minutes (completed calls in silver.calls up to the evaluated day) reaching a "
+        "threshold percentage of the quota (once per threshold and period), or an account's day with a failure "
+        "rate / short-call ratio above the maximum over at least quotas.min_calls calls (once per kind and day). "
+        "trigger_id hashes the event's identity, so reruns and later days never fire an event twice. Each row "
+        "carries the delivery status of its sink (file or webhook): delivered_at stays null until a delivery succeeds."
+    ),
+    purpose="Alerting customer support and account managers on quota use and degraded call quality of B2B accounts.",
+    retention_tier=RetentionTier.OPERATIONAL,
+    partition_by=("period",),
+    merge_keys=("trigger_id",),
+    columns=(
+        Column("trigger_id", "string", C.INTERNAL, "SHA-256 of kind|account_id|subscriber|period or call_date|threshold: the event's identity and the receivers' idempotency key", nullable=False),
+        Column("kind", "string", C.INTERNAL, "quota_threshold | failure_rate | short_call_ratio", nullable=False),
+        Column("scope", "string", C.INTERNAL, "account | subscriber (whose quota; quality triggers are per account)", nullable=False),
+        Column("account_id", "string", C.INTERNAL, "B2B account (silver.calls account_id)", nullable=False),
+        Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "Subscriber whose own quota was reached; null for account-level triggers"),
+        Column("period", "string", C.INTERNAL, "Quota period YYYY-MM (UTC call dates); partition column", nullable=False),
+        Column("call_date", "date", C.INTERNAL, "Evaluated UTC call date on which the event was detected", nullable=False),
+        Column("threshold", "string", C.INTERNAL, "Crossed threshold as an exact decimal: percent of the quota, or the maximum ratio", nullable=False),
+        Column("observed", "double", C.INTERNAL, "Observed value (numerator / denominator; percent for quota triggers) for display", nullable=False),
+        Column("numerator", "long", C.INTERNAL, "Exact observed ratio's numerator: usage ms, failed calls or short calls", nullable=False),
+        Column("denominator", "long", C.INTERNAL, "... and denominator: quota ms, completed + failed calls or completed calls", nullable=False),
+        Column("quota_minutes", "long", C.INTERNAL, "Monthly quota in minutes (quota triggers only)"),
+        Column("usage_ms", "long", C.INTERNAL, "Month-to-date talk time of completed calls (quota triggers only)"),
+        Column("calls", "long", C.INTERNAL, "Calls behind the figure: month-to-date completed calls, or the day's calls counted", nullable=False),
+        Column("detected_at", "timestamp", C.INTERNAL, "When the event was first detected", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that detected it", nullable=False),
+        Column("sink", "string", C.INTERNAL, "Sink of the last delivery attempt: file:<path> | webhook:<url>"),
+        Column("attempts", "int", C.INTERNAL, "Delivery attempts so far, over all runs", nullable=False),
+        Column("last_attempt_at", "timestamp", C.INTERNAL, "When delivery was last attempted"),
+        Column("delivered_at", "timestamp", C.INTERNAL, "When a delivery succeeded; null while undelivered (retried by the next run)"),
+        Column("last_error", "string", C.INTERNAL, "Why the last attempt failed (HTTP status or connection error); null once delivered"),
+    ),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
     REFERENCE_SUBSCRIBER_CONSENT,
     SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS,
     GOLD_HOURLY_GEO_USAGE, GOLD_PUBLIC_USAGE_STATS,
-    GOLD_CAPACITY_BUSY_HOUR, GOLD_COST_ALLOCATION,
+    GOLD_CAPACITY_BUSY_HOUR, GOLD_COST_ALLOCATION, GOLD_ACCOUNT_USAGE_DAILY,
+    GOLD_BILLING_RATED_CALLS, GOLD_BILLING_USAGE, AUDIT_BILLING_PERIODS,
+    GOLD_SUPPORT_TRIGGERS,
     AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS, AUDIT_PRIVACY_BUDGET, AUDIT_PRIVACY_AUDIT,
     SECURITY_DATA_KEYS,
 )

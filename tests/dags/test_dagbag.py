@@ -23,6 +23,8 @@ def test_dagbag_has_no_import_errors() -> None:
     assert {a.name for a in dag.get_task("publish_public_stats").outlets} == {
         "gold.public_usage_stats", "audit.privacy_budget", "audit.lineage"}
     assert {a.name for a in dag.get_task("build_capacity").outlets} == {"gold.capacity_busy_hour", "audit.lineage"}
+    assert {a.name for a in dag.get_task("evaluate_support_triggers").outlets} == {"gold.support_triggers", "audit.lineage"}
+    assert {a.name for a in dag.get_task("build_account_usage").outlets} == {"gold.account_usage_daily", "audit.lineage"}
 
 
 def test_quality_gates_stand_between_layers() -> None:
@@ -36,6 +38,8 @@ def test_quality_gates_stand_between_layers() -> None:
     assert upstream["build_gold"] == {"check_silver"}
     assert upstream["check_gold"] == {"build_gold"}
     assert upstream["build_capacity"] == {"check_silver"}  # trunk dimensioning from checked silver
+    assert upstream["evaluate_support_triggers"] == {"check_silver"}  # quota / quality triggers from checked silver
+    assert upstream["build_account_usage"] == {"check_silver"}  # resellers' usage only from checked silver
     assert upstream["publish_public_stats"] == {"check_silver"}  # DP statistics only from checked silver
     assert upstream["ingest_landing"] == {"ingest_directory"}
     # a failed gate is the data's fault: retrying it cannot help

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,8 @@ from lake_layout.tables import (
     BRONZE_CALL_EVENTS,
     BRONZE_INGESTED_OBJECTS,
     BRONZE_QUARANTINE,
+    GOLD_BILLING_RATED_CALLS,
+    GOLD_BILLING_USAGE,
     GOLD_HOURLY_GEO_USAGE,
     SILVER_CALLS,
     SILVER_PLATFORM_COMPLETENESS,
@@ -129,7 +131,8 @@ def test_first_attempt_succeeds_and_lineage_is_recorded(spark, s3_settings, inge
     assert "up_for_retry" not in log  # a retry would hide a crash behind idempotency
     rows = lake.read_table(spark, AUDIT_LINEAGE, s3_settings).where(f"logical_date = DATE'{DAY}'").collect()
     assert {r.job for r in rows} == {"reference_ingest", "bronze_ingest", "silver_calls", "gold_hourly_geo", "public_usage_stats",
-                                     "capacity_busy_hour"}
+                                     "capacity_busy_hour", "support_triggers", "account_usage",
+                                     "billing_usage"}
     lineage = next(r for r in rows if r.job == "bronze_ingest")
     assert lineage.dag_id == DAG_ID and lineage.logical_date == DAY
     assert len(lineage.code_version) >= 40
@@ -307,7 +310,7 @@ def gold_or_silver_metrics(spark, s3_settings, job, day):  # type: ignore[no-unt
 
 def test_rerun_of_the_same_day_changes_no_table(spark, s3_settings, ingested, tmp_path) -> None:  # type: ignore[no-untyped-def]
     specs = (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, SILVER_CALLS, SILVER_QUARANTINE,
-             SILVER_PLATFORM_COMPLETENESS, GOLD_HOURLY_GEO_USAGE)
+             SILVER_PLATFORM_COMPLETENESS, GOLD_HOURLY_GEO_USAGE, GOLD_BILLING_RATED_CALLS, GOLD_BILLING_USAGE)
     before = {s.name: lake.table_version(spark, s, s3_settings) for s in specs}
     counts = {s.name: lake.read_table(spark, s, s3_settings).count() for s in specs}
     airflow_dags_test(s3_settings, DAG_ID, DAY, log=tmp_path / "rerun.log", airflow_home=ingested)
@@ -425,3 +428,15 @@ def test_privacy_audit_passes_gold_and_singles_out_silver_targets(spark, s3_sett
     rows = lake.read_table(spark, AUDIT_PRIVACY_AUDIT, s3_settings).where(f"run_id = '{report['run_id']}'").collect()
     assert {r.table_name for r in rows} == set(tables)
     assert "gold.hourly_geo_usage" in Path(report["report_path"]).read_text()
+
+
+def test_billing_rates_the_generated_calls_and_the_extract_reconciles_with_silver(spark, s3_settings, ingested, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from jobs import billing_usage
+    from lake_layout.tables import GOLD_BILLING_RATED_CALLS
+
+    period = billing_usage.calendar_of(s3_settings).period_of(datetime.combine(DAY, datetime.min.time()))
+    manifest = billing_usage.extract(spark, s3_settings, period, tmp_path / "billing.csv")
+    assert manifest.reconciled and manifest.call_ms == manifest.silver_billable_ms > 0
+    assert manifest.accounts >= 3 and manifest.charge_minor > 0
+    classes = {r[0] for r in lake.read_table(spark, GOLD_BILLING_RATED_CALLS, s3_settings).select("destination_class").distinct().collect()}
+    assert {"on_net", "domestic_mobile", "domestic_fixed", "international"} <= classes
