@@ -54,4 +54,4 @@ proto:
 	sed -i 's/^import upload_pb2/from jobs.telemetry import upload_pb2/' jobs/telemetry/upload_pb2.py
 
 clean:
-	rm -rf build/lake build/objectstore build/airflow build/reports
+	rm -rf build/lake build/lake.audit-anchors build/audit-anchors build/objectstore build/airflow build/reports

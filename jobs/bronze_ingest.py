@@ -439,6 +439,10 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: 
             lake.merge_insert_new(spark, objects, BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
         decoded.unpersist()
         landing.unpersist()
+        # Chain each newly ingested object's SHA-256 (audit.landing_integrity); already chained ones are skipped.
+        from jobs.landing_integrity import record_new_objects
+
+        record_new_objects(spark, settings, upload_date=ctx.upload_date)
 
     versions = {s.name: lake.table_version(spark, s, settings) for s in outputs}
     report = IngestReport(

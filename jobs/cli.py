@@ -6,7 +6,8 @@
     voiplake demo --date 2026-11-24               # object store + generate + Airflow DAG + summary
     voiplake summary --date 2026-11-24
     voiplake privacy-audit --date 2026-11-24 [--targets 200] [--known-calls 3]   # exit 3 when a published table fails
-    voiplake query "SELECT platform, count(*) FROM bronze.call_events GROUP BY 1" [--format csv|json]
+    voiplake query "SELECT platform, count(*) FROM bronze.call_events GROUP BY 1" [--format csv|json] [--role R] [--as USER]
+    voiplake audit verify                          # access log + landing integrity chains, objects re-hashed (exit 5 on a problem)
     voiplake tables
     voiplake capacity --date 2026-11-24                # SIP trunk busy hour, peak calls, Erlang B channels
     voiplake extract cost-allocation --period 2026-11 --out costs.csv   # finance: costs by account (.parquet too)
@@ -42,6 +43,8 @@ from lake_layout.config import PROJECT_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from lake_layout.registry import TableSpec
 
 
 def _date(value: str) -> date:
@@ -126,6 +129,17 @@ def register_tables(spark: "SparkSession", settings: Settings, *, role: str | No
     return registered
 
 
+def tables_named(sql: str) -> list["TableSpec"]:
+    """Registry tables the SQL text names as layer.table (backticks allowed), in registry order."""
+    import re
+
+    from lake_layout.tables import ALL_TABLES
+
+    text = sql.lower().replace("`", "")
+    return [spec for spec in ALL_TABLES
+            if re.search(rf"(?<![a-z0-9_.]){spec.layer}\s*\.\s*{spec.table}(?![a-z0-9_])", text)]
+
+
 def explain_denial(sql: str, role: str) -> str | None:
     """If `sql` names a column above the role's clearance, say which and why (else None)."""
     import re
@@ -133,6 +147,11 @@ def explain_denial(sql: str, role: str) -> str | None:
     from lake_layout.access import forbidden_columns
     from lake_layout.tables import ALL_TABLES
 
+    from lake_layout.access import may_read_table
+
+    for spec in tables_named(sql):
+        if not may_read_table(spec, role):
+            return f"{spec.name} is closed to role {role!r} (see lake_layout/access_policy.toml)"
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
     for spec in ALL_TABLES:
         if spec.table not in words:
@@ -177,6 +196,137 @@ def run_query(spark: "SparkSession", settings: Settings, sql: str, *, role: str 
     """Run Spark SQL over the registry's tables as seen by `role` (None: every column)."""
     register_tables(spark, settings, role=role)
     return spark.sql(sql)
+
+
+def query_command(spark: "SparkSession", settings: Settings, sql: str, *, role: str, user: str | None = None,
+                  fmt: str = "table", limit: int | None = None) -> int:
+    """`voiplake query`: run `sql` as `role`, print the result, and record the read (or the denial) in
+    audit.access_log with the tables and columns the plan scans. Exit 0, or 2 when refused or failed.
+
+    Besides the role's views, the plan itself is checked: a scan of a table closed to the role (e.g. through
+    delta.`<path>`) is refused too."""
+    from jobs.access_log import current_user, plan_reads, record_access
+    from lake_layout.access import AccessDenied, may_read_table
+    from lake_layout.access import role as role_of
+
+    who = current_user(user)
+
+    def log(tables: Sequence[str], columns: Sequence[str], rows: int | None, reason: str | None, allowed: bool) -> None:
+        record_access(spark, settings, user=who, role=role, action="query", sql=sql, tables=tables, columns=columns,
+                      rows=rows, allowed=allowed, reason=reason)
+
+    named = [spec.name for spec in tables_named(sql)]
+    try:
+        role_of(role)
+        df = run_query(spark, settings, sql, role=role)
+    except AccessDenied as exc:
+        log(named, [], None, str(exc), False)
+        print(f"query refused: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # AnalysisException, ParseException: a user error, not a crash
+        denial = explain_denial(sql, role)
+        reason = denial or f"failed: {str(exc).splitlines()[0]}"
+        log(named, [], None, reason, denial is None)
+        print(f"query refused: {denial}" if denial else f"query {reason}", file=sys.stderr)
+        return 2
+    tables, columns = plan_reads(df, settings)
+    closed = [t for t in tables if "/" in t or not may_read_table(t, role)]  # a path: a scan outside the registry
+    if closed:
+        reason = f"{', '.join(closed)} closed to role {role!r} (see lake_layout/access_policy.toml)"
+        log(tables, columns, None, reason, False)
+        print(f"query refused: {reason}", file=sys.stderr)
+        return 2
+    limit = limit if limit is not None else (1000 if fmt == "table" else None)
+    rows = (df.limit(limit) if limit is not None else df).collect()
+    log(tables, columns, len(rows), None, True)
+    print(render(df.columns, [tuple(r) for r in rows], fmt))
+    return 0
+
+
+def record_export(settings: Settings, *, user: str | None, role: str, statement: str, tables: Sequence[str],
+                  columns: Sequence[str], rows: int | None, allowed: bool, reason: str | None) -> None:
+    """Record an extract (or its refusal) in audit.access_log as action "export"."""
+    from jobs.access_log import current_user, record_access
+    from jobs.spark import build_spark
+
+    record_access(build_spark(settings, app_name="voiplake audit"), settings, user=current_user(user), role=role,
+                  action="export", sql=statement, tables=tables, columns=columns, rows=rows, allowed=allowed, reason=reason)
+
+
+def export_allowed(settings: Settings, *, user: str | None, role: str, statement: str, tables: Sequence[str]) -> bool:
+    """True when the policy opens every exported table to `role`; a refusal is logged and printed."""
+    from lake_layout.access import AccessDenied, may_read_table
+
+    try:
+        closed = [t for t in tables if not may_read_table(t, role)]
+        reason = f"{', '.join(closed)} closed to role {role!r} (see lake_layout/access_policy.toml)" if closed else None
+    except AccessDenied as exc:
+        reason = str(exc)
+    if reason is None:
+        return True
+    record_export(settings, user=user, role=role, statement=statement, tables=tables, columns=[], rows=None,
+                  allowed=False, reason=reason)
+    print(f"export refused: {reason}", file=sys.stderr)
+    return False
+
+
+def forensics_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake forensics export | handover | verify` (jobs.forensics); verify exits 6 listing each problem."""
+    from jobs import forensics
+    from jobs.keys import load_key_material
+    from jobs.spark import build_spark
+    from lake_layout.access import AccessDenied
+
+    if args.forensics_command == "verify":
+        trusted = forensics.trusted_public_key_path(Path(settings.forensics.signing_key))
+        log = None
+        if not args.offline:
+            case_id = json.loads((args.bundle / forensics.MANIFEST).read_bytes()).get("case_id", "")
+            log = forensics.custody_log_entries(build_spark(settings, app_name="voiplake forensics verify"), settings, case_id)
+        report = forensics.verify(args.bundle, trusted_public_key=trusted.read_bytes() if trusted.exists() else None,
+                                  custody_log=log)
+        print(forensics.render_verify(report))
+        return 0 if report.ok else forensics.VERIFY_FAILED_EXIT
+    try:
+        if args.forensics_command == "handover":
+            entry = forensics.handover(build_spark(settings, app_name="voiplake forensics handover"), settings,
+                                       args.bundle, from_party=args.from_party, to_party=args.to_party,
+                                       note=args.note, event=args.event)
+            print(json.dumps(entry, indent=2))
+            return 0
+        forensics.require_forensics_role(args.role)  # refuse before starting Spark
+        handler = args.handler or os.environ.get("VOIPLAKE_USER") or os.environ.get("USER", "unknown")
+        report = forensics.export(
+            build_spark(settings, app_name="voiplake forensics export"), settings,
+            load_key_material(Path(settings.keys.file), create=False), case_id=args.case, msisdn=args.subject,
+            start=args.date_from, end=args.date_to, out_dir=args.out or Path(settings.forensics.bundles_dir),
+            handler=handler, role=args.role)
+    except (AccessDenied, forensics.ForensicsError) as exc:
+        print(f"forensics {args.forensics_command} refused: {str(exc).strip(chr(34))}", file=sys.stderr)
+        return 2
+    print(json.dumps({"bundle": report.bundle, "case_id": report.case_id, "manifest_sha256": report.manifest_sha256,
+                      "files": report.files, "skipped_tables": report.skipped_tables}, indent=2, default=str))
+    return 0
+
+
+def audit_verify_command(settings: Settings) -> int:
+    """Verify audit.access_log and audit.landing_integrity (chains, head anchors, landing objects re-hashed).
+
+    Prints one line per problem; exit 0 when everything is intact, 5 otherwise."""
+    from jobs.access_log import verify_access_log
+    from jobs.landing_integrity import verify_landing
+    from jobs.spark import build_spark
+
+    spark = build_spark(settings, app_name="voiplake audit verify")
+    access = verify_access_log(spark, settings)
+    landing, objects = verify_landing(spark, settings)
+    print(f"audit.access_log: {'intact' if not access else f'{len(access)} problem(s)'}")
+    for p in access:
+        print(f"  {p}")
+    print(f"audit.landing_integrity: {objects} object(s) re-hashed, {'intact' if not landing else f'{len(landing)} problem(s)'}")
+    for p in landing:
+        print(f"  {p}")
+    return 0 if not access and not landing else 5
 
 
 # ----------------------------------------------------------------------------- summary
@@ -418,8 +568,15 @@ def capacity_command(settings: Settings, day: date) -> int:
     return 0
 
 
-def extract_cost_allocation_command(settings: Settings, period: str, out: Path, *, costs_file: Path | None = None) -> int:
-    """Allocate `period`'s costs (gold.cost_allocation) and write finance's extract; 2 if the input is unusable."""
+def extract_cost_allocation_command(settings: Settings, period: str, out: Path, *, costs_file: Path | None = None,
+                                    user: str | None = None, role: str = "billing") -> int:
+    """Allocate `period`'s costs (gold.cost_allocation) and write finance's extract; 2 if the input is unusable
+    or the role may not read gold.cost_allocation. The export is recorded in audit.access_log."""
+    from lake_layout.tables import GOLD_COST_ALLOCATION
+
+    statement = f"extract cost-allocation --period {period} --out {out}"
+    if not export_allowed(settings, user=user, role=role, statement=statement, tables=[GOLD_COST_ALLOCATION.name]):
+        return 2
     from jobs.cost_allocation import CostInputError, Period, extract_rows, write_extract
     from jobs.runner import run_cost_allocation
     from jobs.spark import build_spark
@@ -431,6 +588,9 @@ def extract_cost_allocation_command(settings: Settings, period: str, out: Path, 
         return 2
     rows = extract_rows(build_spark(settings, app_name="voiplake extract"), settings, Period(period))
     write_extract(rows, out)
+    record_export(settings, user=user, role=role, statement=statement, tables=[GOLD_COST_ALLOCATION.name],
+                  columns=[f"{GOLD_COST_ALLOCATION.name}.{c}" for c in (rows[0] if rows else {})], rows=len(rows),
+                  allowed=True, reason=None)
     for center, info in report["cost_centers"].items():
         status = "exact" if info["input_minor"] == info["allocated_minor"] else "MISMATCH"
         print(f"{center:<14} {info['currency']} input {info['input_minor']:>12,} allocated {info['allocated_minor']:>12,} "
@@ -452,16 +612,26 @@ def billing_command(settings: Settings, day: date) -> int:
     return 0
 
 
-def extract_billing_command(settings: Settings, period: str, out: Path) -> int:
-    """Write the reconciled billing extract of usage `period`; 2 if it does not reconcile with silver."""
-    from jobs.billing_usage import ReconciliationError, extract
+def extract_billing_command(settings: Settings, period: str, out: Path, *, user: str | None = None,
+                            role: str = "billing") -> int:
+    """Write the reconciled billing extract of usage `period`; 2 if it does not reconcile with silver or the
+    role may not read gold.billing_rated_calls. The export is recorded in audit.access_log."""
+    from jobs.billing_usage import EXTRACT_COLUMNS, ReconciliationError, extract
     from jobs.spark import build_spark
+    from lake_layout.tables import GOLD_BILLING_RATED_CALLS
+
+    statement = f"extract billing --period {period} --out {out}"
+    if not export_allowed(settings, user=user, role=role, statement=statement, tables=[GOLD_BILLING_RATED_CALLS.name]):
+        return 2
 
     try:
         manifest = extract(build_spark(settings, app_name="voiplake extract billing"), settings, period, out)
     except (ReconciliationError, ValueError) as exc:
         print(f"billing extract refused: {exc}", file=sys.stderr)
         return 2
+    record_export(settings, user=user, role=role, statement=statement, tables=[GOLD_BILLING_RATED_CALLS.name],
+                  columns=[f"{GOLD_BILLING_RATED_CALLS.name}.{c}" for c in EXTRACT_COLUMNS], rows=manifest.lines,
+                  allowed=True, reason=None)
     print(f"wrote {manifest.lines:,} billing lines of {manifest.accounts} accounts to {out}: "
           f"{manifest.call_minutes} call minutes (= silver), charges {manifest.charge_minor:,} {manifest.currency} minor units; "
           f"manifest {out.name}.manifest.json")
@@ -478,9 +648,15 @@ def account_usage_command(settings: Settings, day: date) -> int:
     return 0
 
 
-def extract_usage_report_command(settings: Settings, reseller_id: str, date_from: date, date_to: date, out: Path) -> int:
+def extract_usage_report_command(settings: Settings, reseller_id: str, date_from: date, date_to: date, out: Path,
+                                 *, user: str | None = None, role: str = "billing") -> int:
     """Write a reseller's usage report (only its accounts, through jobs.account_usage.reseller_usage); 2 on a bad
-    reseller, range or output name."""
+    reseller, range or output name, or a role that may not read gold.account_usage_daily. Recorded in audit.access_log."""
+    from lake_layout.tables import GOLD_ACCOUNT_USAGE_DAILY
+
+    statement = f"extract usage-report --reseller {reseller_id} --from {date_from} --to {date_to} --out {out}"
+    if not export_allowed(settings, user=user, role=role, statement=statement, tables=[GOLD_ACCOUNT_USAGE_DAILY.name]):
+        return 2
     from jobs.account_usage import usage_report_rows, write_usage_report
     from jobs.spark import build_spark
     from lake_layout.resellers import PolicyError, UnknownReseller, load_policy
@@ -495,6 +671,9 @@ def extract_usage_report_command(settings: Settings, reseller_id: str, date_from
     rows = usage_report_rows(build_spark(settings, app_name="voiplake extract usage-report"), settings,
                              reseller=reseller, date_from=date_from, date_to=date_to)
     write_usage_report(rows, out)
+    record_export(settings, user=user, role=role, statement=statement, tables=[GOLD_ACCOUNT_USAGE_DAILY.name],
+                  columns=[f"{GOLD_ACCOUNT_USAGE_DAILY.name}.{c}" for c in (rows[0] if rows else {})], rows=len(rows),
+                  allowed=True, reason=None)
     accounts = len({r["account_id"] for r in rows})
     print(f"wrote {len(rows)} rows ({accounts} accounts of {reseller.id}, {date_from}..{date_to}) to {out}")
     return 0
@@ -555,6 +734,13 @@ def support_triggers_command(settings: Settings, day: date) -> int:
 
 # ----------------------------------------------------------------------------- main
 
+def _export_identity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="as_user", default=None,
+                   help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", "billing"),
+                   help="acting role; it must read the exported tables (lake_layout/access_policy.toml)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voiplake", description="Privacy-first lakehouse for VoIP telemetry")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -592,7 +778,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--limit", type=int, default=None, help="at most this many rows (default: all for csv/json, 1000 for table)")
     p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", DEFAULT_ROLE),
-                   help="read as this role: only columns within its clearance are visible (lake_layout/access.py)")
+                   help="read as this role: only its tables and columns within its clearance are visible (lake_layout/access_policy.toml)")
+    p.add_argument("--as", dest="as_user", default=None,
+                   help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
+    p = sub.add_parser("audit", help="tamper-evident audit trails")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="check audit.access_log and audit.landing_integrity; re-hash landing objects (exit 5 on a problem)")
+    p = sub.add_parser("forensics", help="signed evidence bundles with a chain of custody (jobs.forensics)")
+    forensics_sub = p.add_subparsers(dest="forensics_command", required=True)
+    p = forensics_sub.add_parser("export", help="one subscriber's rows of every table for a date range, signed")
+    p.add_argument("--case", required=True, help="case id; the bundle is written to <out>/<case>")
+    p.add_argument("--subject", required=True, help="the subscriber's MSISDN (E.164); only its pseudonyms are stored")
+    p.add_argument("--from", dest="date_from", type=_date, required=True)
+    p.add_argument("--to", dest="date_to", type=_date, required=True)
+    p.add_argument("--out", type=Path, default=None, help="bundles directory (default [forensics] bundles_dir)")
+    p.add_argument("--handler", default=None, help="who makes the bundle (default: $VOIPLAKE_USER, else $USER)")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", "security"),
+                   help="a role with restricted clearance that may decrypt (security, lawful_intercept)")
+    p = forensics_sub.add_parser("handover", help="record a hand-over of a bundle in its custody chain and audit.custody_log")
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--from", dest="from_party", required=True)
+    p.add_argument("--to", dest="to_party", required=True)
+    p.add_argument("--note", default="")
+    p.add_argument("--event", choices=["handed_over", "received"], default="handed_over")
+    p = forensics_sub.add_parser("verify", help="check a bundle's hashes, signature and custody chain (exit 6 on a problem)")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--offline", action="store_true", help="do not compare with audit.custody_log in the lake")
 
     sub.add_parser("tables", help="list the registry's tables with row counts and Delta versions")
     p = sub.add_parser("lineage", help="the upstream graph of a table, down to the landing objects")
@@ -623,15 +834,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = extract_sub.add_parser("billing", help="billing lines of a period (reconciled with silver) for finance")
     p.add_argument("--period", required=True, help="billing period YYYY-MM")
     p.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet")
+    _export_identity(p)
     p = extract_sub.add_parser("cost-allocation", help="allocate a month's infrastructure costs to accounts and departments")
     p.add_argument("--period", required=True, help="month YYYY-MM")
     p.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet")
     p.add_argument("--costs", type=Path, default=None, help="finance's cost file (default: <finance.costs_dir>/costs-<period>.csv)")
+    _export_identity(p)
     p = extract_sub.add_parser("usage-report", help="a reseller's usage per account and day (only its own accounts)")
     p.add_argument("--reseller", required=True, help="reseller id (lake_layout/resellers.toml)")
     p.add_argument("--from", dest="date_from", type=_date, required=True, help="first UTC call date")
     p.add_argument("--to", dest="date_to", type=_date, required=True, help="last UTC call date (inclusive)")
     p.add_argument("--out", type=Path, required=True, help="output file: .csv, or .parquet")
+    _export_identity(p)
     p = sub.add_parser("account-usage", help="usage per B2B account and day (gold.account_usage_daily) for one call date")
     p.add_argument("--date", type=_date, required=True, help="UTC call date")
     p = sub.add_parser("api", help="the read-only CRM API for resellers")
@@ -701,13 +915,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "support-triggers":
         return support_triggers_command(settings, args.date)
     if args.command == "extract" and args.extract_kind == "billing":
-        return extract_billing_command(settings, args.period, args.out)
+        return extract_billing_command(settings, args.period, args.out, user=args.as_user, role=args.role)
     if args.command == "billing":
         return billing_command(settings, args.date)
     if args.command == "extract" and args.extract_kind == "cost-allocation":
-        return extract_cost_allocation_command(settings, args.period, args.out, costs_file=args.costs)
+        return extract_cost_allocation_command(settings, args.period, args.out, costs_file=args.costs,
+                                               user=args.as_user, role=args.role)
     if args.command == "extract" and args.extract_kind == "usage-report":
-        return extract_usage_report_command(settings, args.reseller, args.date_from, args.date_to, args.out)
+        return extract_usage_report_command(settings, args.reseller, args.date_from, args.date_to, args.out,
+                                            user=args.as_user, role=args.role)
+    if args.command == "forensics":
+        return forensics_command(settings, args)
+    if args.command == "audit":
+        return audit_verify_command(settings)
     if args.command == "account-usage":
         return account_usage_command(settings, args.date)
     if args.command == "api":
@@ -722,21 +942,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "summary":
         print_summary(day_summary(spark, settings, args.date))
     elif args.command == "query":
-        from lake_layout.access import AccessDenied, role
-
-        try:
-            role(args.role)
-            df = run_query(spark, settings, args.sql, role=args.role)
-        except AccessDenied as exc:
-            print(f"query refused: {exc}", file=sys.stderr)
-            return 2
-        except Exception as exc:  # AnalysisException, ParseException: a user error, not a crash
-            denial = explain_denial(args.sql, args.role)
-            print(f"query refused: {denial}" if denial else f"query failed: {str(exc).splitlines()[0]}", file=sys.stderr)
-            return 2
-        limit = args.limit if args.limit is not None else (1000 if args.format == "table" else None)
-        rows = (df.limit(limit) if limit is not None else df).collect()
-        print(render(df.columns, [tuple(r) for r in rows], args.format))
+        return query_command(spark, settings, args.sql, role=args.role, user=args.as_user, fmt=args.format, limit=args.limit)
     elif args.command == "lineage":
         from jobs.lineage import render_graph, upstream_graph
 

@@ -371,6 +371,19 @@ class CrmApiSettings:
 
 
 @dataclass(frozen=True)
+class ForensicsSettings:
+    """Forensic evidence bundles (jobs.forensics, `voiplake forensics export | handover | verify`).
+
+    `signing_key` is the Ed25519 private key (PEM) signing bundle manifests, made on first use under the
+    git-ignored build/ folder; its public key next to it (`<signing_key>.pub`) is the trusted copy verify uses.
+    `bundles_dir` is where `export` writes bundles when no --out is given.
+    """
+
+    signing_key: str
+    bundles_dir: str
+
+
+@dataclass(frozen=True)
 class Settings:
     lake: LakeSettings
     landing: LandingSettings
@@ -390,6 +403,7 @@ class Settings:
     billing: BillingSettings
     quotas: QuotaSettings
     crm_api: CrmApiSettings
+    forensics: ForensicsSettings
 
     def with_lake_root(self, root: str) -> "Settings":
         return replace(self, lake=LakeSettings(root=root))
@@ -414,12 +428,14 @@ _SECTIONS: dict[str, type] = {
     "billing": BillingSettings,
     "quotas": QuotaSettings,
     "crm_api": CrmApiSettings,
+    "forensics": ForensicsSettings,
 }
 # Keys holding local paths: resolved against the project root when relative.
 _PATH_KEYS = {("lake", "root"), ("object_store", "data_dir"), ("keys", "file"), ("spark", "ivy_dir"),
               ("lineage", "openlineage_file"), ("quality", "data_docs_dir"), ("privacy_audit", "report_dir"),
               ("finance", "costs_dir"), ("billing", "catalogue"), ("quotas", "file_path"),
-              ("crm_api", "resellers_file"), ("crm_api", "tokens_file")}
+              ("crm_api", "resellers_file"), ("crm_api", "tokens_file"),
+              ("forensics", "signing_key"), ("forensics", "bundles_dir")}
 
 
 def _resolve_path(value: str) -> str:

@@ -692,6 +692,88 @@ GOLD_SUPPORT_TRIGGERS = TableSpec(
     ),
 )
 
+_CHAIN = (
+    Column("seq", "long", C.INTERNAL, "Position in the hash chain: 0, 1, 2, ... contiguous (jobs.hashchain)", nullable=False),
+    Column("prev_hash", "string", C.INTERNAL, "entry_hash of the previous entry (64 zeros for seq 0)", nullable=False),
+    Column("entry_hash", "string", C.INTERNAL, "SHA-256 over prev_hash, seq and the canonical JSON of the other columns", nullable=False),
+)
+
+AUDIT_ACCESS_LOG = TableSpec(
+    name="audit.access_log",
+    description=(
+        "Every read through `voiplake query` and every extract, allowed or denied: who (user, role), what (SQL or "
+        "export, tables and columns read), when, rows returned and why a denial happened. Append-only and "
+        "hash-chained (jobs.hashchain): `voiplake audit verify` detects an altered, removed or reordered entry and, "
+        "against the head anchor kept outside the table, a truncated tail."
+    ),
+    purpose="Accountability for access to personal data (GDPR art. 5(2), 32); evidence for auditors.",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("seq",),
+    columns=(
+        Column("accessed_at", "timestamp", C.INTERNAL, "When the access was decided", nullable=False),
+        Column("user", "string", C.INTERNAL, "Acting user (--as, else $VOIPLAKE_USER or $USER)", nullable=False),
+        Column("role", "string", C.INTERNAL, "Role of lake_layout/access_policy.toml the user acted as", nullable=False),
+        Column("action", "string", C.INTERNAL, "query | export", nullable=False),
+        Column("statement", "string", C.INTERNAL, "The SQL, or the export command and its arguments", nullable=False),
+        Column("tables", "string", C.INTERNAL, "JSON list of tables read (from the query plan, or the export's inputs)", nullable=False),
+        Column("columns", "string", C.INTERNAL, "JSON list of table.column read (scan outputs of the plan)", nullable=False),
+        Column("row_count", "long", C.INTERNAL, "Rows returned or exported (null when denied or failed)"),
+        Column("allowed", "boolean", C.INTERNAL, "False for a denial", nullable=False),
+        Column("reason", "string", C.INTERNAL, "Why it was denied (or failed); null when allowed"),
+        *_CHAIN,
+    ),
+)
+
+AUDIT_LANDING_INTEGRITY = TableSpec(
+    name="audit.landing_integrity",
+    description=(
+        "One hash-chained entry per landing object ingested into bronze: its key, SHA-256 and size as received. "
+        "`voiplake audit verify` re-reads each object from the object store, recomputes its SHA-256 and checks "
+        "the chain, so a changed or removed object and a changed or removed entry are reported."
+    ),
+    purpose="Log integrity for incident response and chain of custody of the raw telemetry.",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("seq",),
+    columns=(
+        Column("object_key", "string", C.INTERNAL, "Landing object key (relative to the landing bucket)", nullable=False),
+        Column("bucket", "string", C.INTERNAL, "Landing bucket", nullable=False),
+        Column("sha256", "string", C.INTERNAL, "SHA-256 of the object bytes at ingestion (bronze.ingested_objects)", nullable=False),
+        Column("size_bytes", "long", C.INTERNAL, "Object size at ingestion", nullable=False),
+        Column("upload_date", "date", C.INTERNAL, "Collector receive date", nullable=False),
+        Column("ingest_run_id", "string", C.INTERNAL, "Bronze run that ingested the object", nullable=False),
+        Column("recorded_at", "timestamp", C.INTERNAL, "When the entry was chained", nullable=False),
+        *_CHAIN,
+    ),
+)
+
+AUDIT_CUSTODY_LOG = TableSpec(
+    name="audit.custody_log",
+    description=(
+        "Chain of custody of forensic evidence bundles (jobs.forensics): one entry per event of a case (created, "
+        "handed_over, received, verified) with the bundle's manifest SHA-256, the parties and when. Each entry "
+        "carries SHA-256(prev_hash + canonical JSON of the entry), linked per case, so an altered or removed "
+        "hand-over is detected by `voiplake forensics verify`."
+    ),
+    purpose="Evidence integrity for incident response and warranted disclosure (chain of custody).",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("case_id", "seq"),
+    columns=(
+        Column("case_id", "string", C.INTERNAL, "Investigation case id", nullable=False),
+        Column("seq", "long", C.INTERNAL, "Position in the case's chain: 0, 1, 2, ...", nullable=False),
+        Column("event", "string", C.INTERNAL, "created | handed_over | received | verified", nullable=False),
+        Column("manifest_sha256", "string", C.INTERNAL, "SHA-256 of the bundle's canonical manifest.json", nullable=False),
+        Column("from_party", "string", C.INTERNAL, "Who handed the bundle over (the exporter for created)", nullable=False),
+        Column("to_party", "string", C.INTERNAL, "Who received it", nullable=False),
+        Column("at", "timestamp", C.INTERNAL, "When (UTC)", nullable=False),
+        Column("note", "string", C.INTERNAL, "Free text (e.g. medium, seal number)"),
+        Column("prev_hash", "string", C.INTERNAL, "entry_hash of the case's previous entry (64 zeros for seq 0)", nullable=False),
+        Column("entry_hash", "string", C.INTERNAL, "SHA-256 over prev_hash and the canonical JSON of the other fields", nullable=False),
+    ),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
     REFERENCE_SUBSCRIBER_CONSENT,
@@ -701,6 +783,8 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     GOLD_BILLING_RATED_CALLS, GOLD_BILLING_USAGE, AUDIT_BILLING_PERIODS,
     GOLD_SUPPORT_TRIGGERS,
     AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS, AUDIT_PRIVACY_BUDGET, AUDIT_PRIVACY_AUDIT,
+    AUDIT_ACCESS_LOG, AUDIT_LANDING_INTEGRITY,
+    AUDIT_CUSTODY_LOG,
     SECURITY_DATA_KEYS,
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in ALL_TABLES}

@@ -42,13 +42,16 @@ def test_query_as_a_role_sees_only_columns_within_its_clearance(spark, settings,
     for spec in (BRONZE_CALL_EVENTS, SILVER_CALLS):
         lake.ensure_table(spark, spec, lake_settings)
 
-    analyst = run_query(spark, lake_settings, "SELECT * FROM bronze.call_events", role="analyst")
-    assert "src_ip_prefix" in analyst.columns and "ip_encrypted" not in analyst.columns
+    engineer = run_query(spark, lake_settings, "SELECT * FROM bronze.call_events", role="data_engineer")
+    assert "src_ip_prefix" in engineer.columns and "ip_encrypted" not in engineer.columns
     sql = "SELECT ip_encrypted FROM bronze.call_events"
     with pytest.raises(AnalysisException):
-        run_query(spark, lake_settings, sql, role="analyst")
-    assert explain_denial(sql, "analyst") == (
-        "bronze.call_events.ip_encrypted is restricted; role 'analyst' may not read it (see lake_layout/access.py)")
+        run_query(spark, lake_settings, sql, role="data_engineer")
+    assert explain_denial(sql, "data_engineer") == (
+        "bronze.call_events.ip_encrypted is restricted; role 'data_engineer' may not read it (see lake_layout/access.py)")
+    with pytest.raises(AnalysisException):  # the policy closes bronze to analysts: the table is not there at all
+        run_query(spark, lake_settings, "SELECT platform FROM bronze.call_events", role="analyst")
+    assert explain_denial(sql, "analyst") == "bronze.call_events is closed to role 'analyst' (see lake_layout/access_policy.toml)"
     assert run_query(spark, lake_settings, sql, role="security").columns == ["ip_encrypted"]
     assert run_query(spark, lake_settings, "SELECT * FROM silver.calls", role="finance").columns == [
         c for c in SILVER_CALLS.column_names if c not in ("subscriber_pseudonym", "callee_pseudonym", "device_pseudonym", "h3_cell")]

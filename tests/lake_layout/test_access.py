@@ -38,18 +38,22 @@ def test_clearance_decides_the_readable_columns() -> None:
     finance = forbidden_columns(SILVER_CALLS, "finance")
     assert finance["subscriber_pseudonym"] is Sensitivity.CONFIDENTIAL and "h3_cell" in finance
     assert "account_id" in readable_columns(SILVER_CALLS, "finance")
-    assert "ip_encrypted" not in readable_columns(BRONZE_CALL_EVENTS, "analyst")
-    assert "src_ip_prefix" in readable_columns(BRONZE_CALL_EVENTS, "analyst")
+    assert readable_columns(BRONZE_CALL_EVENTS, "analyst") == []  # the policy closes bronze to analysts
+    assert "ip_encrypted" not in readable_columns(BRONZE_CALL_EVENTS, "data_engineer")
+    assert "src_ip_prefix" in readable_columns(BRONZE_CALL_EVENTS, "data_engineer")
     assert readable_columns(BRONZE_CALL_EVENTS, "security") == BRONZE_CALL_EVENTS.column_names
-    # Clearance is monotone: a role sees everything a lower-clearance role sees.
-    ordered = sorted(ROLES.values(), key=lambda r: r.clearance.rank)
+    # Among roles open to every table, clearance is monotone: a role sees everything a lower-clearance role sees.
+    ordered = sorted((r for r in ROLES.values() if r.read == ("*",) and not r.deny), key=lambda r: r.clearance.rank)
+    assert [r.name for r in ordered] == ["data_engineer", "security"]
     for lower, higher in zip(ordered, ordered[1:]):
         for spec in ALL_TABLES:
             assert set(readable_columns(spec, lower.name)) <= set(readable_columns(spec, higher.name))
 
 
-def test_decryption_is_for_security_only() -> None:
+def test_decryption_is_for_security_and_lawful_intercept_only() -> None:
     require_decrypt("security")
+    require_decrypt("lawful_intercept")
+    assert sorted(r.name for r in ROLES.values() if r.may_decrypt) == ["lawful_intercept", "security"]
     with pytest.raises(AccessDenied, match="may not decrypt"):
         require_decrypt("analyst")
     with pytest.raises(AccessDenied, match="unknown role"):
