@@ -312,14 +312,21 @@ def forensics_command(settings: Settings, args: argparse.Namespace) -> int:
 def audit_verify_command(settings: Settings) -> int:
     """Verify audit.access_log and audit.landing_integrity (chains, head anchors, landing objects re-hashed).
 
-    Prints one line per problem; exit 0 when everything is intact, 5 otherwise."""
+    Prints one line per problem; exit 0 when everything is intact, 5 otherwise. Landing objects are re-read
+    from the object store: the embedded S3Proxy is started for the check if nothing listens on its port."""
+    from infra.objectstore import S3ProxyServer, _port_open
     from jobs.access_log import verify_access_log
     from jobs.landing_integrity import verify_landing
     from jobs.spark import build_spark
 
     spark = build_spark(settings, app_name="voiplake audit verify")
     access = verify_access_log(spark, settings)
-    landing, objects = verify_landing(spark, settings)
+    started_here = None if _port_open(settings.object_store.port) else S3ProxyServer(settings.object_store).start()
+    try:
+        landing, objects = verify_landing(spark, settings)
+    finally:
+        if started_here is not None:
+            started_here.stop()
     print(f"audit.access_log: {'intact' if not access else f'{len(access)} problem(s)'}")
     for p in access:
         print(f"  {p}")
