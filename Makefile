@@ -14,7 +14,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast bench proto clean vault
+.PHONY: setup run test test-cluster test-fast bench proto clean vault
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,14 @@ run: setup
 
 ## test: the whole suite (unit + end-to-end on the local object store and Airflow).
 test: setup
-	$(PY) -m pytest tests -n 2 --dist loadfile --durations=25
+	$(PY) -m pytest tests -m "not cluster" -n 2 --dist loadfile --durations=25
+
+## test-cluster: the daily pipeline on a real Spark standalone master + worker on loopback vs the local run.
+test-cluster: setup
+	$(PY) -m pytest tests -m cluster --durations=5
 
 test-fast: setup
-	$(PY) -m pytest tests -m "not e2e"
+	$(PY) -m pytest tests -m "not e2e and not cluster"
 
 bench: setup
 	$(VENV)/bin/voiplake bench --date $(DATE) --events $(EVENTS) --seed $(SEED)

@@ -34,6 +34,14 @@ What triggers what
   per account (failure rate, short-call ratio), records new events in `gold.support_triggers` (each threshold
   fires once per period) and delivers the undelivered ones to the support sink (file or webhook). A sink that
   is down does not fail the task: its events stay undelivered and the next run delivers them.
+* `ingest_auth` (beside `ingest_landing`) loads D's authentication log, if the identity provider delivered one,
+  into `bronze.auth_events`, pseudonymized with bronze's keys.
+* `detect_anomalies` (after `check_silver` and `ingest_auth`) finds D's anomalies ([anomalies] in
+  infra/voiplake.toml): call-attempt spikes against an hour-of-week baseline, media volume thresholds, calls without
+  a recent login from the device, and unusual enterprise account-hours (isolation forest on the history). Findings
+  go to `gold.anomalies` and the SIEM (CEF / JSON lines files, optional syslog); devices of severe findings go to
+  `security.device_quarantine`, whose uploads the next `ingest_landing` diverts to `bronze.quarantine`. A day
+  without auth logs or history still runs: those detectors are skipped and say why.
 * Each task that writes a table updates that table's Asset, so downstream DAGs (privacy publications,
   billing) schedule on `gold.hourly_geo_usage` / `silver.calls` rather than on a clock.
 
@@ -55,10 +63,12 @@ from lake_layout.tables import (
     AUDIT_LINEAGE,
     AUDIT_PRIVACY_BUDGET,
     AUDIT_QUALITY_RESULTS,
+    BRONZE_AUTH_EVENTS,
     BRONZE_CALL_EVENTS,
     BRONZE_INGESTED_OBJECTS,
     BRONZE_QUARANTINE,
     GOLD_ACCOUNT_USAGE_DAILY,
+    GOLD_ANOMALIES,
     GOLD_BILLING_RATED_CALLS,
     GOLD_BILLING_USAGE,
     GOLD_CAPACITY_BUSY_HOUR,
@@ -66,6 +76,7 @@ from lake_layout.tables import (
     GOLD_PUBLIC_USAGE_STATS,
     GOLD_SUPPORT_TRIGGERS,
     REFERENCE_SUBSCRIBER_CONSENT,
+    SECURITY_DEVICE_QUARANTINE,
     SILVER_CALLS,
     SILVER_PLATFORM_COMPLETENESS,
     SILVER_QUARANTINE,
@@ -185,6 +196,19 @@ def voip_daily() -> None:
         return run_support_triggers(evaluated_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                     dag_run_id=dag_run.run_id if dag_run else None)
 
+    @task(outlets=_outlets(BRONZE_AUTH_EVENTS, BRONZE_QUARANTINE))
+    def ingest_auth(*, logical_date: datetime) -> dict[str, object]:
+        from jobs.runner import run_auth_ingest
+
+        return run_auth_ingest(login_date=logical_date.date())
+
+    @task(outlets=_outlets(GOLD_ANOMALIES, SECURITY_DEVICE_QUARANTINE, AUDIT_LINEAGE))
+    def detect_anomalies(call_dates: list[str], auth: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_detect_anomalies
+
+        return run_detect_anomalies(detection_date=logical_date.date(), dag_id=DAG_ID,
+                                    dag_run_id=dag_run.run_id if dag_run else None)
+
     bronze = ingest_landing()
     ingest_directory() >> bronze
     silver = build_silver(check_bronze(bronze))
@@ -195,6 +219,7 @@ def voip_daily() -> None:
     evaluate_support_triggers(silver_checked)
     build_account_usage(silver_checked)
     build_billing(silver_checked)
+    detect_anomalies(silver_checked, ingest_auth())
 
 
 voip_daily()

@@ -86,13 +86,17 @@ def plan_reads(df: "DataFrame", settings: Settings) -> tuple[list[str], list[str
     return sorted(tables), sorted(columns)
 
 
+# dsr_delete: a data-subject erasure (jobs.dsr) reads and deletes the subject's rows.
+ACTIONS = ("query", "export", "dsr_delete")
+
+
 def record_access(
     spark: "SparkSession", settings: Settings, *, user: str, role: str, action: str, sql: str,
     tables: Iterable[str], columns: Iterable[str], rows: int | None, allowed: bool, reason: str | None,
 ) -> dict[str, object]:
     """Append one entry to audit.access_log (hash-chained); returns the stored row."""
-    if action not in ("query", "export"):
-        raise ValueError(f"action must be query or export, got {action!r}")
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
     entry = {
         "accessed_at": datetime.now(timezone.utc), "user": user, "role": role, "action": action, "statement": sql,
         "tables": json.dumps(sorted(set(tables))), "columns": json.dumps(sorted(set(columns))),

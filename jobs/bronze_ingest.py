@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 MAX_CALL_MS = 24 * 3600 * 1000
 ROW_EVENT, ROW_QUARANTINE, ROW_OBJECT = "event", "quarantine", "object"
+DEVICE_QUARANTINED = "device_quarantined"  # reason for uploads of a device in security.device_quarantine
 # Plain coordinates are kept at 2 decimals (0.01 deg: ~1.1 km of latitude), enough for silver's H3 cells at
 # resolution 7 (~1.2 km edge); the precise original is only in the restricted location_encrypted.
 LOCATION_DECIMALS = 2
@@ -176,9 +177,13 @@ class _Rows:
 
 
 def decode_object_rows(
-    object_key: str, blob: bytes, *, keys: KeyMaterial, run_id: str, aead: Any, dek_id: str, now: datetime
+    object_key: str, blob: bytes, *, keys: KeyMaterial, run_id: str, aead: Any, dek_id: str, now: datetime,
+    quarantined_devices: frozenset[str] = frozenset(),
 ) -> Iterator[dict[str, Any]]:
-    """All output rows for one landing object: events or quarantine rows, then one object row."""
+    """All output rows for one landing object: events or quarantine rows, then one object row.
+
+    An authentic upload of a device in `quarantined_devices` (device pseudonyms, security.device_quarantine) is
+    one object-level quarantine row, reason device_quarantined, accounting for all its records."""
     parsed = parse_landing_key(object_key)
     upload_day = parsed.upload_date if parsed else now.date()
     received_ms = parsed.received_at_ms if parsed else int(now.timestamp() * 1000)
@@ -209,7 +214,15 @@ def decode_object_rows(
         psn_key = keys.pseudonym.active_key
         device_psn = pseudonymize("device", header.device_id, psn_key)
         offset = clock_offset_ms(header, received_ms)
-        for index, event in enumerate(upload.events):
+        held = device_psn in quarantined_devices
+        if held:
+            quarantined = max(len(upload.events), 1)
+            yield {
+                **common_q, "record_index": -1, "reason": DEVICE_QUARANTINED,
+                "detail": "device is in security.device_quarantine", "records": quarantined,
+                "platform": header.platform, "schema_version": header.schema_version, "batch_id": header.batch_id,
+            }
+        for index, event in enumerate(() if held else upload.events):
             problem = validate_event(event, header)
             if problem is not None:
                 quarantined += 1
@@ -260,7 +273,8 @@ def decode_object_rows(
 
 
 def decode_uploads(
-    objects: "DataFrame", *, keys: KeyMaterial, dek: DataKey, run_id: str, now: datetime
+    objects: "DataFrame", *, keys: KeyMaterial, dek: DataKey, run_id: str, now: datetime,
+    quarantined_devices: frozenset[str] = frozenset(),
 ) -> "DataFrame":
     """(object_key, content) -> decoded rows (see `decoded_schema`): events, quarantine rows, one object row each.
 
@@ -285,7 +299,7 @@ def decode_uploads(
             content_col = batch.column("content").to_pylist()
             for object_key, blob in zip(keys_col, content_col):
                 for row in decode_object_rows(object_key, blob, keys=keys, run_id=run_id, aead=aead, dek_id=dek.dek_id,
-                                              now=now):
+                                              now=now, quarantined_devices=quarantined_devices):
                     rows.add(**row)
             yield pa.RecordBatch.from_pydict(rows.columns, schema=arrow_schema)
 
@@ -412,7 +426,11 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: 
         manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(F.col("upload_date") == F.lit(ctx.upload_date))
         todo = new_objects(landing, manifest)
         dek = DataKey.generate(ctx.upload_date)
-        decoded = decode_uploads(todo, keys=keys, dek=dek, run_id=ctx.run_id, now=started).persist(StorageLevel.MEMORY_AND_DISK)
+        from jobs.anomalies import quarantined_devices
+
+        held = quarantined_devices(spark, settings, now=started)  # diverted to bronze.quarantine until released
+        decoded = decode_uploads(todo, keys=keys, dek=dek, run_id=ctx.run_id, now=started,
+                                 quarantined_devices=held).persist(StorageLevel.MEMORY_AND_DISK)
         objects = object_manifest(decoded)
         totals = objects.agg(
             F.count("*").alias("n"),

@@ -1,6 +1,6 @@
 """`voiplake` command line: generate telemetry, run the demo day, query and list tables.
 
-    voiplake generate --date 2026-11-24 --events 200000 --seed 7 [--faults]
+    voiplake generate --date 2026-11-24 --events 200000 --seed 7 [--faults] [--scenarios]
     voiplake ingest --date 2026-11-24            # the bronze job directly, without Airflow
     voiplake publish-stats --date 2026-11-24      # differentially private public statistics (budget ledger)
     voiplake demo --date 2026-11-24               # object store + generate + Airflow DAG + summary
@@ -9,6 +9,8 @@
     voiplake query "SELECT platform, count(*) FROM bronze.call_events GROUP BY 1" [--format csv|json] [--role R] [--as USER]
     voiplake audit verify                          # access log + landing integrity chains, objects re-hashed (exit 5 on a problem)
     voiplake tables
+    voiplake retention run --as-of 2027-06-01 [--dry-run]   # purge expired data per lake_layout/retention_policy.toml
+    voiplake report lineage --out DIR [--from 2026-11-01 --to 2026-11-30]   # auditors' HTML report (lineage graph, audit records)
     voiplake capacity --date 2026-11-24                # SIP trunk busy hour, peak calls, Erlang B channels
     voiplake extract cost-allocation --period 2026-11 --out costs.csv   # finance: costs by account (.parquet too)
     voiplake support-triggers --date 2026-11-24        # quota / quality triggers, delivered to the file or webhook sink
@@ -19,8 +21,14 @@
     voiplake api token --reseller northwind            # issue a reseller's CRM API token (printed once, hash kept)
     voiplake api serve [--port 8765]                   # read-only CRM API on 127.0.0.1 (docs at /docs)
     voiplake api openapi --out docs/crm_api.openapi.json
+    voiplake anomalies --date 2026-11-24               # gold.anomalies, SIEM files / syslog, device quarantine
+    voiplake quarantine list [--all] | release --device PSEUDONYM --reason TEXT
     voiplake keys rotate                          # new KEK version; re-wrap the data keys (tables untouched)
     voiplake keys decrypt-check --date 2026-11-24 --role security   # every restricted cell decrypts (counts only)
+    voiplake forensics timeline --subscriber +49... --from 2026-11-01 --to 2026-11-30 [--out t.jsonl]   # or --call-id
+    voiplake forensics drill --days 30 [--subscriber +49...] [--as-of 2026-11-24]   # exit 7 if incomplete
+    voiplake dsr export --subscriber +4915112345678 --request-id DSR-42 [--out DIR]   # the subject's data, JSON + CSV
+    voiplake dsr delete --subscriber +4915112345678 --request-id DSR-42   # erase + VACUUM; exit 8 under a legal hold
 
 Spark's and Airflow's logs go to stderr; stdout carries only the command's result.
 """
@@ -56,11 +64,15 @@ def _date(value: str) -> date:
 
 # ----------------------------------------------------------------------------- generate
 
-def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int, faults: bool) -> dict[str, Any]:
-    """Generate a day of uploads and put them into the landing zone; returns a summary."""
+def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int, faults: bool,
+                        scenarios: bool = False) -> dict[str, Any]:
+    """Generate a day of uploads and put them into the landing zone; returns a summary.
+
+    `scenarios`: add labelled attack scenarios and the day's auth log (landing), and write the labels, pseudonymized,
+    to build/scenarios/labels-<date>.json (ground truth for measuring detection; detectors never read it)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from jobs.generate_telemetry import FaultPlan, generate_day
+    from jobs.generate_telemetry import FaultPlan, ScenarioPlan, generate_day
     from jobs.keys import load_key_material
     from jobs.objectstore import ensure_bucket, s3_client
 
@@ -69,6 +81,8 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
     generated = generate_day(
         day, events=events, seed=seed, keys=keys, prefix=settings.landing.prefix,
         faults=FaultPlan.default(max(1, events // 40)) if faults else None,
+        scenarios=ScenarioPlan(irsf_bursts=1, compromised_accounts=2, telemetry_floods=1, call_floods=1)
+        if scenarios else None,
     )
     gen_seconds = time.monotonic() - t0
     client = s3_client(settings.object_store)
@@ -77,6 +91,16 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda o: client.put_object(Bucket=settings.landing.bucket, Key=o.key, Body=o.body), generated.objects))
     client.put_object(Bucket=settings.landing.bucket, Key=generated.directory_key, Body=generated.directory_body)
+    extra: dict[str, Any] = {}
+    if generated.auth_key:
+        from collections import Counter
+
+        from jobs.anomaly_eval import write_labels
+
+        client.put_object(Bucket=settings.landing.bucket, Key=generated.auth_key, Body=generated.auth_body)
+        labels = write_labels(PROJECT_ROOT / "build" / "scenarios" / f"labels-{day.isoformat()}.json", generated, keys)
+        extra = {"auth_log": f"s3://{settings.landing.bucket}/{generated.auth_key}", "scenario_labels": str(labels),
+                 "scenarios": dict(sorted(Counter(label.scenario for label in generated.labels).items()))}
     faults_by_kind: dict[str, int] = {}
     time_faults: dict[str, int] = {}  # events silver must quarantine, by reason
     for obj in generated.objects:
@@ -91,32 +115,36 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
         "faulty_objects": faults_by_kind, "time_faults": dict(sorted(time_faults.items())),
         "landing": f"s3://{settings.landing.bucket}/{settings.landing.prefix}/",
         "directory_export": f"s3://{settings.landing.bucket}/{generated.directory_key}",
-        "consent_changes": len(generated.consent_changes),
+        "consent_changes": len(generated.consent_changes), **extra,
         "generate_seconds": round(gen_seconds, 1), "upload_seconds": round(time.monotonic() - t1, 1),
     }
 
 
 # ----------------------------------------------------------------------------- query
 
-def register_tables(spark: "SparkSession", settings: Settings, *, role: str | None = None) -> list[str]:
-    """Make every existing registry table queryable by its name (e.g. bronze.call_events).
+def register_tables(spark: "SparkSession", settings: Settings, *, role: str | None = None,
+                    only: Sequence["TableSpec"] | None = None) -> list[str]:
+    """Make every existing registry table (or those in `only`) queryable by its name (e.g. bronze.call_events).
 
     With a `role`, each table is registered as a view of only the columns the role may read
-    (lake_layout.access); a table the role may read nothing of is not registered at all.
+    (lake_layout.access); a table the role may read nothing of is not registered at all. Names registered
+    before (e.g. for another role in this session) are dropped first, also those outside `only`.
     """
     from jobs import lake
     from lake_layout.access import forbidden_columns, readable_columns
     from lake_layout.tables import ALL_TABLES
 
+    wanted = {spec.name for spec in (ALL_TABLES if only is None else only)}
     registered = []
     for spec in ALL_TABLES:
-        if not lake.table_exists(spark, spec, settings):
-            continue
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
         name, location = f"`{spec.layer}`.`{spec.table}`", spec.location(settings)
-        if spark.catalog.tableExists(spec.name):  # unregister only: the data lives at an external location
+        if spark.catalog.databaseExists(spec.layer) and spark.catalog.tableExists(spec.name):
+            # unregister only: the data lives at an external location
             kind = "VIEW" if spark.catalog.getTable(spec.name).tableType == "VIEW" else "TABLE"
             spark.sql(f"DROP {kind} {name}")
+        if spec.name not in wanted or not lake.table_exists(spark, spec, settings):
+            continue
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{spec.layer}`")
         if role is None or not forbidden_columns(spec, role):
             spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{location}'")
         else:
@@ -194,7 +222,7 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 
 def run_query(spark: "SparkSession", settings: Settings, sql: str, *, role: str | None = None) -> "DataFrame":
     """Run Spark SQL over the registry's tables as seen by `role` (None: every column)."""
-    register_tables(spark, settings, role=role)
+    register_tables(spark, settings, role=role, only=tables_named(sql))  # reading every table's log costs seconds each
     return spark.sql(sql)
 
 
@@ -271,12 +299,15 @@ def export_allowed(settings: Settings, *, user: str | None, role: str, statement
 
 
 def forensics_command(settings: Settings, args: argparse.Namespace) -> int:
-    """`voiplake forensics export | handover | verify` (jobs.forensics); verify exits 6 listing each problem."""
+    """`voiplake forensics export | handover | verify | timeline | drill` (jobs.forensics, jobs.forensics_timeline,
+    jobs.forensics_drill); verify exits 6 listing each problem, drill exits 7 when the retrieval is incomplete."""
     from jobs import forensics
     from jobs.keys import load_key_material
     from jobs.spark import build_spark
     from lake_layout.access import AccessDenied
 
+    if args.forensics_command in ("timeline", "drill"):
+        return forensics_investigate_command(settings, args)
     if args.forensics_command == "verify":
         trusted = forensics.trusted_public_key_path(Path(settings.forensics.signing_key))
         log = None
@@ -294,7 +325,6 @@ def forensics_command(settings: Settings, args: argparse.Namespace) -> int:
                                        note=args.note, event=args.event)
             print(json.dumps(entry, indent=2))
             return 0
-        forensics.require_forensics_role(args.role)  # refuse before starting Spark
         handler = args.handler or os.environ.get("VOIPLAKE_USER") or os.environ.get("USER", "unknown")
         report = forensics.export(
             build_spark(settings, app_name="voiplake forensics export"), settings,
@@ -309,6 +339,124 @@ def forensics_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+RETENTION_COLUMNS = ("step", "action", "table_name", "jurisdiction", "retention_days", "rows_removed", "files_removed",
+                     "delta_version", "hold_ids", "predicate", "detail")
+
+
+def retention_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake retention run --as-of D [--dry-run]` (jobs.retention): print the actions (the plan on a dry run)
+    as a table on stdout and the totals on stderr; exit 2 when the policy file is unusable."""
+    from jobs.runner import run_retention
+    from lake_layout.retention import RetentionPolicyError
+
+    try:
+        report = run_retention(as_of=args.as_of, dry_run=args.dry_run, policy_file=args.policy, settings=settings)
+    except RetentionPolicyError as exc:
+        print(f"retention refused: {exc}", file=sys.stderr)
+        return 2
+    print(render(RETENTION_COLUMNS, [tuple(a[c] for c in RETENTION_COLUMNS) for a in report["actions"]], "table"))
+    verb = "would remove" if report["dry_run"] else "removed"
+    print(f"retention {report['run_id']} as of {report['as_of']}: {verb} {report['rows_removed']:,} rows, "
+          f"{report['objects_expired']:,} landing objects; vacuumed {report['files_removed']:,} files; kept under hold "
+          f"{report['rows_held']:,} rows, {report['objects_held']:,} objects; deferred days {report['deferred_days']}; "
+          f"{report['seconds']}s", file=sys.stderr)
+    return 0
+
+
+def hold_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake hold add | release | list` (jobs.legal_holds): place and release legal holds, audited in the
+    hash-chained audit.legal_holds. Placing and releasing need a role with `may_hold`; exit 2 when refused."""
+    from jobs import legal_holds
+    from jobs.access_log import current_user
+    from jobs.keys import load_key_material
+    from jobs.spark import build_spark
+    from lake_layout.access import AccessDenied, require_hold_authority
+
+    who = current_user(args.as_user)
+    try:
+        if args.hold_command != "list":
+            if not args.role:
+                raise AccessDenied("say which role you act as: --role (or $VOIPLAKE_ROLE)")
+            require_hold_authority(args.role)
+        spark = build_spark(settings, app_name=f"voiplake hold {args.hold_command}")
+        if args.hold_command == "add":
+            keys = load_key_material(Path(settings.keys.file), create=False) if args.subject else None
+            hold = legal_holds.place(spark, settings, keys, case_id=args.case, msisdn=args.subject,
+                                     account_id=args.account, data_from=args.date_from, data_to=args.date_to,
+                                     until=args.until, actor=f"{who} ({args.role})", reason=args.reason)
+            print(f"placed {hold.describe()}")
+            return 0
+        if args.hold_command == "release":
+            hold = legal_holds.release(spark, settings, hold_id=args.hold_id, actor=f"{who} ({args.role})",
+                                       reason=args.reason)
+            print(f"released {hold.describe()}")
+            return 0
+    except (AccessDenied, legal_holds.HoldError) as exc:
+        print(f"hold {args.hold_command} refused: {str(exc).strip(chr(34))}", file=sys.stderr)
+        return 2
+    rows = legal_holds.all_holds(spark, settings)
+    rows = rows if args.all else [r for r in rows if r["state"] == "active"]
+    columns = ["hold_id", "case_id", "state", "subject", "account_id", "data_from", "data_to", "until", "placed_by",
+               "released_by", "release_reason"]
+    print(render(columns, [tuple(r[c] for c in columns) for r in rows], "table"))
+    return 0
+
+
+def forensics_investigate_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake forensics timeline` (table on stdout, --out JSON lines) and `voiplake forensics drill` (report on
+    stdout and build/reports/forensics_drill.json, exit 7 when incomplete). Both are logged in audit.access_log."""
+    from jobs import forensics_drill, forensics_timeline
+    from jobs.access_log import current_user
+    from jobs.keys import load_key_material
+    from jobs.runner import REPORTS_DIR
+    from jobs.spark import build_spark
+    from lake_layout.access import AccessDenied
+
+    spark = build_spark(settings, app_name=f"voiplake forensics {args.forensics_command}")
+    keys = load_key_material(Path(settings.keys.file), create=False)
+    user = current_user(args.as_user)
+    try:
+        if args.forensics_command == "timeline":
+            timeline = forensics_timeline.run(spark, settings, keys, call_id=args.call_id, msisdn=args.subscriber,
+                                              start=args.date_from, end=args.date_to, role=args.role, user=user)
+            if args.out:
+                forensics_timeline.write_jsonl(timeline.entries, args.out)
+                print(f"timeline: {len(timeline.entries)} entries written to {args.out}", file=sys.stderr)
+            print(render(*forensics_timeline.render_rows(timeline.entries), "table"))
+            for name, why in timeline.skipped_tables.items():
+                print(f"skipped {name}: {why}", file=sys.stderr)
+            return 0
+        drill = forensics_drill.run(spark, settings, keys, msisdn=args.subscriber, days=args.days, as_of=args.as_of,
+                                    role=args.role, user=user, report_path=REPORTS_DIR / "forensics_drill.json")
+    except (AccessDenied, forensics_timeline.TimelineError, ValueError) as exc:
+        print(f"forensics {args.forensics_command} refused: {str(exc).strip(chr(34))}", file=sys.stderr)
+        return 2
+    print(forensics_drill.render(drill))
+    return 0 if drill.complete else forensics_drill.INCOMPLETE_EXIT
+
+
+def dsr_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake dsr export | delete` (jobs.dsr): prints the receipt; exit 2 when the request or role is refused,
+    exit 8 (jobs.dsr.REFUSED_EXIT) when a legal hold covers the subject's data (nothing deleted)."""
+    from jobs import dsr
+    from jobs.access_log import current_user
+    from jobs.runner import run_dsr
+    from lake_layout.access import AccessDenied
+
+    try:
+        report = run_dsr(action=args.dsr_command, msisdn=args.subscriber, request_id=args.request_id,
+                         actor=current_user(args.as_user), role=args.role, out=getattr(args, "out", None),
+                         settings=settings)
+    except dsr.DsrRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return dsr.REFUSED_EXIT
+    except (AccessDenied, dsr.DsrError) as exc:
+        print(f"dsr {args.dsr_command} refused: {str(exc).strip(chr(34))}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
 def audit_verify_command(settings: Settings) -> int:
     """Verify audit.access_log and audit.landing_integrity (chains, head anchors, landing objects re-hashed).
 
@@ -317,10 +465,12 @@ def audit_verify_command(settings: Settings) -> int:
     from infra.objectstore import S3ProxyServer, _port_open
     from jobs.access_log import verify_access_log
     from jobs.landing_integrity import verify_landing
+    from jobs.legal_holds import verify_holds
     from jobs.spark import build_spark
 
     spark = build_spark(settings, app_name="voiplake audit verify")
     access = verify_access_log(spark, settings)
+    holds = verify_holds(spark, settings)
     started_here = None if _port_open(settings.object_store.port) else S3ProxyServer(settings.object_store).start()
     try:
         landing, objects = verify_landing(spark, settings)
@@ -330,10 +480,13 @@ def audit_verify_command(settings: Settings) -> int:
     print(f"audit.access_log: {'intact' if not access else f'{len(access)} problem(s)'}")
     for p in access:
         print(f"  {p}")
+    print(f"audit.legal_holds: {'intact' if not holds else f'{len(holds)} problem(s)'}")
+    for p in holds:
+        print(f"  {p}")
     print(f"audit.landing_integrity: {objects} object(s) re-hashed, {'intact' if not landing else f'{len(landing)} problem(s)'}")
     for p in landing:
         print(f"  {p}")
-    return 0 if not access and not landing else 5
+    return 0 if not access and not holds and not landing else 5
 
 
 # ----------------------------------------------------------------------------- summary
@@ -431,20 +584,15 @@ def print_summary(summary: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- demo
 
 def airflow_env(settings: Settings, airflow_home: Path | None = None) -> dict[str, str]:
+    """The environment of an Airflow child process: its home and DAG folder, and every setting of `settings` as a
+    VOIPLAKE_* override, so the DAG's tasks run with exactly this process's settings."""
+    from lake_layout.config import settings_env
+
     env = dict(os.environ)
     env["AIRFLOW_HOME"] = str(airflow_home or PROJECT_ROOT / "build" / "airflow")
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
     env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    env["VOIPLAKE_LAKE_ROOT"] = settings.lake.root
-    env["VOIPLAKE_OBJECT_STORE_ENDPOINT"] = settings.object_store.endpoint
-    env["VOIPLAKE_KEYS_FILE"] = settings.keys.file
-    for key in ("provider", "vault_url", "vault_token", "vault_transit_key", "vault_mount"):
-        env[f"VOIPLAKE_ENCRYPTION_{key.upper()}"] = getattr(settings.encryption, key)
-    env["VOIPLAKE_QUALITY_DATA_DOCS_DIR"] = settings.quality.data_docs_dir
-    env["VOIPLAKE_LINEAGE_OPENLINEAGE_FILE"] = settings.lineage.openlineage_file
-    env["VOIPLAKE_LINEAGE_NAMESPACE"] = settings.lineage.namespace
-    for key in ("sink", "file_path", "webhook_url"):  # support triggers go where this process's settings send them
-        env[f"VOIPLAKE_QUOTAS_{key.upper()}"] = getattr(settings.quotas, key)
+    env.update(settings_env(settings))
     return env
 
 
@@ -741,11 +889,68 @@ def support_triggers_command(settings: Settings, day: date) -> int:
 
 # ----------------------------------------------------------------------------- main
 
+def report_lineage_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake report lineage`: write the HTML report, print its path; exit 2 on a bad period."""
+    from jobs import lineage_report
+    from jobs.spark import build_spark
+
+    default_start, default_end = lineage_report.default_period(
+        args.date_to or datetime.now(timezone.utc).date())
+    start, end = args.date_from or default_start, args.date_to or default_end
+    if start > end:
+        print(f"report refused: --from {start} is after --to {end}", file=sys.stderr)
+        return 2
+    path = lineage_report.render(build_spark(settings, app_name="voiplake report lineage"), settings,
+                                 out=args.out, start=start, end=end, user=args.as_user)
+    print(path)
+    return 0
+
+
 def _export_identity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", default=None,
                    help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
     p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", "billing"),
                    help="acting role; it must read the exported tables (lake_layout/access_policy.toml)")
+
+
+def _hold_identity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="as_user", default=None, help="acting user (default: $VOIPLAKE_USER, else $USER)")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE"),
+                   help="acting role; it needs may_hold in lake_layout/access_policy.toml (default: $VOIPLAKE_ROLE)")
+
+
+def anomalies_command(settings: Settings, day: date) -> int:
+    from jobs.runner import run_detect_anomalies
+
+    print(json.dumps(run_detect_anomalies(detection_date=day, settings=settings), indent=2, default=str))
+    return 0
+
+
+def quarantine_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`quarantine list [--all]`: held devices (all entries with --all); `quarantine release`: exit 4 if not held."""
+    from jobs import lake
+    from jobs.anomalies import active_quarantine, release_device
+    from jobs.spark import build_spark
+    from lake_layout.tables import SECURITY_DEVICE_QUARANTINE
+
+    spark = build_spark(settings, app_name=f"voiplake quarantine {args.quarantine_command}")
+    now = datetime.now(timezone.utc)
+    if args.quarantine_command == "release":
+        released = release_device(spark, settings, device_pseudonym=args.device, by=args.by, reason=args.reason, now=now)
+        if not released:
+            print(f"device {args.device} is not quarantined (nothing released)", file=sys.stderr)
+            return 4
+        print(json.dumps({"device_pseudonym": args.device, "released_entries": released, "released_by": args.by}))
+        return 0
+    columns = ["device_pseudonym", "reason", "severity", "quarantined_at", "expires_at", "released_at", "released_by"]
+    if not lake.table_exists(spark, SECURITY_DEVICE_QUARANTINE, settings):
+        print(render(columns, [], args.format))
+        return 0
+    table = lake.read_table(spark, SECURITY_DEVICE_QUARANTINE, settings)
+    shown = table if args.all else active_quarantine(table, now=now)
+    rows = [tuple(r) for r in shown.select(*columns).orderBy("quarantined_at", "device_pseudonym").collect()]
+    print(render(columns, rows, args.format))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -757,6 +962,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--faults", action="store_true", help="inject corrupt, truncated, tampered, wrong-schema objects and bad records")
+    p.add_argument("--scenarios", action="store_true",
+                   help="add labelled attack scenarios and the auth log (labels: build/scenarios/labels-<date>.json)")
 
     p = sub.add_parser("ingest", help="run the bronze job for one upload date (without Airflow)")
     p.add_argument("--date", type=_date, required=True)
@@ -790,7 +997,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
     p = sub.add_parser("audit", help="tamper-evident audit trails")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check audit.access_log and audit.landing_integrity; re-hash landing objects (exit 5 on a problem)")
+    audit_sub.add_parser("verify", help="check audit.access_log, audit.legal_holds and audit.landing_integrity; re-hash landing objects (exit 5 on a problem)")
+    p = sub.add_parser("dsr", help="data-subject requests: export or erase one subscriber's data (jobs.dsr)")
+    dsr_sub = p.add_subparsers(dest="dsr_command", required=True)
+    for name, text in (("export", "the subject's rows of every table as JSON lines + CSV with a manifest"),
+                       ("delete", "erase the subject from every personal-data table, VACUUM; refused under a legal hold (exit 8)")):
+        p = dsr_sub.add_parser(name, help=text)
+        p.add_argument("--subscriber", required=True, help="the subject's MSISDN (E.164); only its pseudonyms are stored")
+        p.add_argument("--request-id", required=True, help="the privacy desk's request id (receipt key in audit.dsr_requests)")
+        p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", DEFAULT_ROLE),
+                       help="acting role; it needs confidential clearance and every personal-data table (data_engineer, security)")
+        p.add_argument("--as", dest="as_user", default=None,
+                       help="acting user recorded in the receipt and audit.access_log (default: $VOIPLAKE_USER, else $USER)")
+        if name == "export":
+            p.add_argument("--out", type=Path, default=None, help="exports directory (default build/dsr); writes <out>/<request-id>/")
     p = sub.add_parser("forensics", help="signed evidence bundles with a chain of custody (jobs.forensics)")
     forensics_sub = p.add_subparsers(dest="forensics_command", required=True)
     p = forensics_sub.add_parser("export", help="one subscriber's rows of every table for a date range, signed")
@@ -811,8 +1031,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = forensics_sub.add_parser("verify", help="check a bundle's hashes, signature and custody chain (exit 6 on a problem)")
     p.add_argument("bundle", type=Path)
     p.add_argument("--offline", action="store_true", help="do not compare with audit.custody_log in the lake")
+    p = forensics_sub.add_parser("timeline", help="ordered events of a call or subscriber across landing, bronze, silver, gold")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--call-id", default=None)
+    who.add_argument("--subscriber", default=None, help="MSISDN (E.164); searched by its pseudonyms, written nowhere")
+    p.add_argument("--from", dest="date_from", type=_date, default=None, help="first UTC day (required with --subscriber)")
+    p.add_argument("--to", dest="date_to", type=_date, default=None, help="last UTC day, inclusive")
+    p.add_argument("--out", type=Path, default=None, help="also write the entries as JSON lines to this file")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", "security"), help="security or lawful_intercept")
+    p.add_argument("--as", dest="as_user", default=None, help="acting user for audit.access_log")
+    p = forensics_sub.add_parser("drill", help="time a complete retrieval of one subscriber over N days and check it (exit 7 if incomplete)")
+    p.add_argument("--subscriber", default=None, help="MSISDN; default: the pseudonym with most calls in the window")
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--as-of", dest="as_of", type=_date, default=None, help="last UTC day (default: newest call_date in silver.calls)")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", "security"), help="security or lawful_intercept")
+    p.add_argument("--as", dest="as_user", default=None, help="acting user for audit.access_log")
 
+    p = sub.add_parser("retention", help="retention periods (lake_layout/retention_policy.toml) enforced (jobs.retention)")
+    retention_sub = p.add_subparsers(dest="retention_command", required=True)
+    p = retention_sub.add_parser("run", help="delete expired rows per jurisdiction, VACUUM, expire landing objects")
+    p.add_argument("--as-of", dest="as_of", type=_date, required=True, help="UTC day the periods are counted back from")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (counts) without changing anything")
+    p.add_argument("--policy", type=Path, default=None, help="policy file (default: lake_layout/retention_policy.toml)")
+
+    p = sub.add_parser("hold", help="legal holds: block retention purges and erasure of matching data (jobs.legal_holds)")
+    hold_sub = p.add_subparsers(dest="hold_command", required=True)
+    p = hold_sub.add_parser("add", help="place a hold on a subject, an account and/or a period of data")
+    p.add_argument("--case", required=True, help="case or matter id")
+    p.add_argument("--subject", default=None, help="MSISDN (E.164) of the held subscriber; stored only as pseudonyms")
+    p.add_argument("--account", default=None, help="held B2B account id")
+    p.add_argument("--from", dest="date_from", type=_date, default=None, help="first UTC day of data held")
+    p.add_argument("--to", dest="date_to", type=_date, default=None, help="last UTC day of data held")
+    p.add_argument("--until", type=_date, default=None, help="the hold lapses after this day (default: until released)")
+    p.add_argument("--reason", default=None)
+    _hold_identity(p)
+    p = hold_sub.add_parser("release", help="release an active hold (audited)")
+    p.add_argument("hold_id")
+    p.add_argument("--reason", required=True)
+    _hold_identity(p)
+    p = hold_sub.add_parser("list", help="active holds (--all: with released and lapsed ones)")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--as", dest="as_user", default=None)
+    p = sub.add_parser("pipeline", help="the daily DAG's data stages for one upload date without Airflow (e.g. on a Spark cluster)")
+    p.add_argument("--date", type=_date, required=True)
     sub.add_parser("tables", help="list the registry's tables with row counts and Delta versions")
+    p = sub.add_parser("report", help="reports rendered as files (lineage report for auditors)")
+    report_sub = p.add_subparsers(dest="report_kind", required=True)
+    p = report_sub.add_parser("lineage", help="HTML: lineage graph down to landing objects, classification, retention, "
+                                              "Delta history, quality, privacy budget, DSR and retention actions")
+    p.add_argument("--out", type=Path, required=True, help="directory; the report is <out>/lineage-report.html")
+    p.add_argument("--from", dest="date_from", type=_date, default=None, help="first day of the period (default: 29 days before --to)")
+    p.add_argument("--to", dest="date_to", type=_date, default=None, help="last day of the period, inclusive (default: today UTC)")
+    p.add_argument("--as", dest="as_user", default=None,
+                   help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
     p = sub.add_parser("lineage", help="the upstream graph of a table, down to the landing objects")
     p.add_argument("table")
     p.add_argument("--version", type=int, default=None, help="a Delta version of the table (default: its newest recorded)")
@@ -864,6 +1135,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = api_sub.add_parser("openapi", help="write the API's OpenAPI document")
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser("anomalies", help="detect one call date's anomalies (gold.anomalies), quarantine devices, alert the SIEM")
+    p.add_argument("--date", type=_date, required=True, help="UTC call date")
+    p = sub.add_parser("quarantine", help="devices whose uploads bronze diverts to quarantine (security.device_quarantine)")
+    quarantine_sub = p.add_subparsers(dest="quarantine_command", required=True)
+    p = quarantine_sub.add_parser("list", help="devices held now (--all: every entry, released and expired too)")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p = quarantine_sub.add_parser("release", help="release a held device: its next uploads are ingested again")
+    p.add_argument("--device", required=True, help="device pseudonym (as listed)")
+    p.add_argument("--reason", required=True, help="why it is released (recorded)")
+    p.add_argument("--by", default=os.environ.get("VOIPLAKE_USER") or os.environ.get("USER") or "unknown",
+                   help="who releases it (default: $VOIPLAKE_USER, else $USER)")
+
     args = parser.parse_args(argv)
     settings = load_settings()
 
@@ -871,6 +1155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = generate_to_landing(
             settings, args.date, events=args.events or settings.generator.events,
             seed=settings.generator.seed if args.seed is None else args.seed, faults=args.faults,
+            scenarios=args.scenarios,
         )
         print(json.dumps(summary, indent=2))
         return 0
@@ -931,14 +1216,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "extract" and args.extract_kind == "usage-report":
         return extract_usage_report_command(settings, args.reseller, args.date_from, args.date_to, args.out,
                                             user=args.as_user, role=args.role)
+    if args.command == "dsr":
+        return dsr_command(settings, args)
     if args.command == "forensics":
         return forensics_command(settings, args)
     if args.command == "audit":
         return audit_verify_command(settings)
+    if args.command == "pipeline":
+        from jobs.runner import run_pipeline
+
+        print(json.dumps(run_pipeline(day=args.date, settings=settings), default=str))
+        return 0
+    if args.command == "hold":
+        return hold_command(settings, args)
+    if args.command == "retention":
+        return retention_command(settings, args)
     if args.command == "account-usage":
         return account_usage_command(settings, args.date)
+    if args.command == "anomalies":
+        return anomalies_command(settings, args.date)
+    if args.command == "quarantine":
+        return quarantine_command(settings, args)
     if args.command == "api":
         return api_command(settings, args)
+    if args.command == "report" and args.report_kind == "lineage":
+        return report_lineage_command(settings, args)
 
     from jobs.spark import build_spark
 

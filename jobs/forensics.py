@@ -3,6 +3,10 @@
 A bundle is a directory an investigator can hand to an authority:
 
     data/<layer>.<table>.parquet   the subject's rows of each table holding subscriber_pseudonym, in [start, end]
+                                   (reference.subscriber_consent: also the row in force at start), and the rows
+                                   linked to them (LINKED_TABLES: the landing objects' manifest and integrity
+                                   entries, bronze / silver quarantine of those uploads and events, the rating
+                                   of those calls)
     query.json                     per table: the exact Spark SQL run (Delta version pinned), time column, rows;
                                    the pseudonyms searched (one per pseudonym key id) -- never the MSISDN in clear
     manifest.json                  case id, created_at, signer key fingerprint, per file: path, SHA-256, size, rows,
@@ -16,6 +20,10 @@ Restricted columns (ip_encrypted, location_encrypted) are exported as the cipher
 never carries plaintext; an authorised decrypting role decrypts through the key provider later
 (lake_layout.access.require_decrypt). The subject is found through its keyed HMAC pseudonym under every key id of
 the pseudonym ring, so rows written before a key rotation are found too.
+
+Every export, and every refusal, is recorded in audit.access_log as action "export" (the MSISDN redacted
+from the statement). `jobs.forensics_timeline` orders the same evidence into one timeline; `jobs.forensics_drill`
+times a complete retrieval and checks it is complete.
 
 The signing key pair is made on first use at [forensics] signing_key (git-ignored build/ folder); the public key
 next to it (`<signing_key>.pub`) is the trusted copy `verify` compares the bundle's key against.
@@ -41,7 +49,10 @@ from jobs.keys import KeyMaterial
 from lake_layout.access import AccessDenied, role as access_role
 from lake_layout.config import Settings
 from lake_layout.registry import Sensitivity, TableSpec
-from lake_layout.tables import ALL_TABLES, AUDIT_CUSTODY_LOG
+from lake_layout.tables import (
+    ALL_TABLES, AUDIT_CUSTODY_LOG, AUDIT_LANDING_INTEGRITY, BRONZE_CALL_EVENTS, BRONZE_INGESTED_OBJECTS,
+    BRONZE_QUARANTINE, GOLD_BILLING_RATED_CALLS, SILVER_CALLS, SILVER_QUARANTINE, TABLES_BY_NAME,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -49,6 +60,10 @@ if TYPE_CHECKING:
 SUBJECT_COLUMN = "subscriber_pseudonym"
 # When a table has no date partition column, its rows are placed in time by the first of these it has.
 TIME_COLUMNS = ("call_date", "event_date", "started_at", "event_ts_device", "effective_from")
+# A row placed by one of these holds a state in force from then until the subject's next row: the row in force at
+# the start of the range belongs to the range too (e.g. the consent that applied to the first call).
+STATE_COLUMNS = ("effective_from",)
+REDACTED_SUBJECT = "[redacted: see the bundle's query.json]"
 CUSTODY_EVENTS = ("created", "handed_over", "received", "verified")
 GENESIS = "0" * 64
 VERIFY_FAILED_EXIT = 6
@@ -133,13 +148,95 @@ def subject_sql(spec: TableSpec, location: str, version: int, *, pseudonyms: Ite
     in_list = ", ".join(f"'{p}'" for p in sorted(set(pseudonyms)))
     where = [f"`{SUBJECT_COLUMN}` IN ({in_list})"]
     column = time_column(spec)
+    source = f"delta.`{location}` VERSION AS OF {version}"
     if column is not None:
         if {c.name: c.type for c in spec.columns}[column] == "date":
             where.append(f"`{column}` BETWEEN DATE'{start.isoformat()}' AND DATE'{end.isoformat()}'")
+        elif column in STATE_COLUMNS:  # in range, or the subject's latest row at or before the start (in force then)
+            where.append(f"(`{column}` >= TIMESTAMP'{start.isoformat()} 00:00:00' "
+                         f"AND `{column}` < TIMESTAMP'{(end + timedelta(days=1)).isoformat()} 00:00:00' "
+                         f"OR `{column}` = (SELECT max(s.`{column}`) FROM {source} AS s "
+                         f"WHERE s.`{SUBJECT_COLUMN}` = t.`{SUBJECT_COLUMN}` "
+                         f"AND s.`{column}` <= TIMESTAMP'{start.isoformat()} 00:00:00'))")
         else:
             where.append(f"`{column}` >= TIMESTAMP'{start.isoformat()} 00:00:00' "
                          f"AND `{column}` < TIMESTAMP'{(end + timedelta(days=1)).isoformat()} 00:00:00'")
-    return f"SELECT * FROM delta.`{location}` VERSION AS OF {version} WHERE " + " AND ".join(where)
+    return f"SELECT * FROM {source} AS t WHERE " + " AND ".join(where)
+
+
+@dataclass(frozen=True)
+class LinkedTable:
+    """A table without a subscriber column whose rows belong to the subject through `key` of the subject's rows
+    of `parent` (e.g. the landing objects its bronze events came from)."""
+
+    spec: TableSpec
+    key: str
+    parent: TableSpec
+
+
+LINKED_TABLES = (
+    LinkedTable(BRONZE_INGESTED_OBJECTS, "object_key", BRONZE_CALL_EVENTS),
+    LinkedTable(AUDIT_LANDING_INTEGRITY, "object_key", BRONZE_CALL_EVENTS),
+    LinkedTable(BRONZE_QUARANTINE, "object_key", BRONZE_CALL_EVENTS),  # an upload is one device's batch
+    LinkedTable(SILVER_QUARANTINE, "event_id", BRONZE_CALL_EVENTS),
+    LinkedTable(GOLD_BILLING_RATED_CALLS, "call_id", SILVER_CALLS),
+)
+
+
+def linked_sql(link: LinkedTable, location: str, version: int, *, parent_sql: str) -> str:
+    """The Spark SQL selecting the rows of `link.spec` at Delta `version` whose key is in the subject's parent rows."""
+    return (f"SELECT * FROM delta.`{location}` VERSION AS OF {version} "
+            f"WHERE `{link.key}` IN (SELECT `{link.key}` FROM ({parent_sql}))")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One table's part of a subject's retrieval: the SQL run at a pinned Delta version."""
+
+    table: str
+    delta_version: int
+    sql: str
+    time_column: str | None
+    linked_by: str | None = None  # "<key> of <parent table>" for a linked table
+
+
+def retrieval_plan(spark: "SparkSession", settings: Settings, *, pseudonyms: Iterable[str], start: date, end: date,
+                   role: str) -> tuple[list[Selection], dict[str, str]]:
+    """The selections of a complete retrieval of the subject's rows in [start, end] readable by `role`: every
+    subject table, then every linked table whose parent was selected; and the tables skipped, with why.
+
+    Each table's Delta version is read once, so a linked table's subquery reads its parent at the same version
+    the parent's own selection does."""
+    allowed = access_role(role)
+    pseudonyms = sorted(set(pseudonyms))
+    selections: dict[str, Selection] = {}
+    skipped: dict[str, str] = {}
+    for spec in subject_tables():
+        if not allowed.may_read_table(spec.name):
+            skipped[spec.name] = f"closed to role {role}"
+            continue
+        version = lake.table_version(spark, spec, settings)
+        if version is None:
+            skipped[spec.name] = "table does not exist"
+            continue
+        sql = subject_sql(spec, spec.location(settings), version, pseudonyms=pseudonyms, start=start, end=end)
+        selections[spec.name] = Selection(spec.name, version, sql, time_column(spec))
+    for link in LINKED_TABLES:
+        name = link.spec.name
+        if not allowed.may_read_table(name):
+            skipped[name] = f"closed to role {role}"
+            continue
+        parent = selections.get(link.parent.name)
+        if parent is None:
+            skipped[name] = f"its parent {link.parent.name} is not selected ({skipped.get(link.parent.name)})"
+            continue
+        version = lake.table_version(spark, link.spec, settings)
+        if version is None:
+            skipped[name] = "table does not exist"
+            continue
+        sql = linked_sql(link, link.spec.location(settings), version, parent_sql=parent.sql)
+        selections[name] = Selection(name, version, sql, None, f"{link.key} of {link.parent.name}")
+    return list(selections.values()), skipped
 
 
 # ---------------------------------------------------------------------------------------------- custody chain
@@ -249,10 +346,19 @@ def export(spark: "SparkSession", settings: Settings, keys: KeyMaterial, *, case
 
     Contract: every table of the registry with subscriber_pseudonym that exists and `role` may read gives one
     Parquet file holding exactly the rows whose pseudonym is the MSISDN's under any pseudonym key id and whose time
-    column is in range, read at a pinned Delta version; the MSISDN itself is written nowhere; the manifest is
-    signed; custody starts with one `created` entry by `handler` (also in audit.custody_log).
+    column is in range (a state table: also each pseudonym's row in force at `start`), read at a pinned Delta
+    version, plus one file per readable LINKED_TABLES table of the rows linked to those; the MSISDN itself is
+    written nowhere; the manifest is signed; custody starts with one `created` entry by `handler` (also in
+    audit.custody_log); the export (or its refusal) is one audit.access_log entry, action "export".
     """
-    require_forensics_role(role)
+    statement = (f"voiplake forensics export --case {case_id} --subject {REDACTED_SUBJECT} --from {start} "
+                 f"--to {end} --role {role}")
+    try:
+        require_forensics_role(role)
+    except AccessDenied as exc:
+        record_forensic_access(spark, settings, user=handler, role=role, statement=statement, selections=[],
+                               rows=None, reason=str(exc))
+        raise
     if end < start:
         raise ForensicsError(f"--to {end} is before --from {start}")
     if not case_id or any(c in case_id for c in "/\\") or case_id.startswith("."):
@@ -263,27 +369,20 @@ def export(spark: "SparkSession", settings: Settings, keys: KeyMaterial, *, case
     now = now or datetime.now(timezone.utc)
     signing_key = load_signing_key(Path(settings.forensics.signing_key))
     pseudonyms = subject_pseudonyms(keys, msisdn)
-    allowed = access_role(role)
+    selections, skipped = retrieval_plan(spark, settings, pseudonyms=pseudonyms.values(), start=start, end=end,
+                                         role=role)
 
     (bundle / "data").mkdir(parents=True)
     files: list[dict[str, Any]] = []
     queries: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    for spec in subject_tables():
-        if not allowed.may_read_table(spec.name):
-            skipped[spec.name] = f"closed to role {role}"
-            continue
-        version = lake.table_version(spark, spec, settings)
-        if version is None:
-            skipped[spec.name] = "table does not exist"
-            continue
-        sql = subject_sql(spec, spec.location(settings), version, pseudonyms=pseudonyms.values(), start=start, end=end)
-        rel = f"data/{spec.name}.parquet"
-        rows = _write_single_parquet(spark.sql(sql), bundle / rel)
+    for sel in selections:
+        rel = f"data/{sel.table}.parquet"
+        rows = _write_single_parquet(spark.sql(sel.sql), bundle / rel)
         path = bundle / rel
-        files.append({"path": rel, "table": spec.name, "delta_version": version, "rows": rows,
+        files.append({"path": rel, "table": sel.table, "delta_version": sel.delta_version, "rows": rows,
                       "sha256": sha256_file(path), "size": path.stat().st_size})
-        queries[spec.name] = {"sql": sql, "delta_version": version, "time_column": time_column(spec), "rows": rows}
+        queries[sel.table] = {"sql": sel.sql, "delta_version": sel.delta_version, "time_column": sel.time_column,
+                              "linked_by": sel.linked_by, "rows": rows}
 
     query = {"case_id": case_id, "subject": {"column": SUBJECT_COLUMN, "pseudonyms_by_key_id": pseudonyms},
              "from": start.isoformat(), "to": end.isoformat(), "role": role, "tables": queries,
@@ -305,7 +404,21 @@ def export(spark: "SparkSession", settings: Settings, keys: KeyMaterial, *, case
     _record_custody(spark, settings, bundle, custody_entry(
         None, case_id=case_id, event="created", manifest_sha256=manifest_sha, from_party=handler,
         to_party=handler, at=now, note=f"exported as role {role}"))
+    record_forensic_access(spark, settings, user=handler, role=role, statement=statement, selections=selections,
+                           rows=sum(int(f["rows"]) for f in files if f["rows"] is not None), reason=None)
     return BundleReport(str(bundle), case_id, manifest_sha, manifest["files"], skipped)
+
+
+def record_forensic_access(spark: "SparkSession", settings: Settings, *, user: str, role: str, statement: str,
+                           selections: Iterable[Selection], rows: int | None, reason: str | None) -> None:
+    """Record a forensic read (export, timeline) or its refusal (`reason`) in audit.access_log as action "export":
+    the tables of `selections` and all their columns (the selections read whole rows)."""
+    from jobs.access_log import record_access
+
+    tables = sorted({s.table for s in selections})
+    columns = [f"{t}.{c}" for t in tables for c in TABLES_BY_NAME[t].column_names]
+    record_access(spark, settings, user=user, role=role, action="export", sql=statement, tables=tables,
+                  columns=columns, rows=rows, allowed=reason is None, reason=reason)
 
 
 def _write_single_parquet(df: "DataFrame", target: Path) -> int:

@@ -62,16 +62,21 @@ def object_sha256(client: object, bucket: str, key: str) -> tuple[str, int]:
 
 
 def verify_landing(spark: "SparkSession", settings: Settings) -> tuple[list[hashchain.Problem], int]:
-    """Problems of the chain and of the objects it covers, and how many objects were re-hashed."""
+    """Problems of the chain and of the objects it covers, and how many objects were re-hashed.
+
+    An object a retention run expired (jobs.retention.expired_landing_prefixes) is gone by policy, not missing:
+    it is neither re-hashed nor reported; its chain entry is still verified."""
     from botocore.exceptions import ClientError
 
     from jobs import lake
     from jobs.objectstore import s3_client
+    from jobs.retention import expired_landing_prefixes
 
     problems = hashchain.verify_table(spark, settings, AUDIT_LANDING_INTEGRITY)
     if not lake.table_exists(spark, AUDIT_LANDING_INTEGRITY, settings):
         return problems, 0
     client, checked = s3_client(settings.object_store), 0
+    expired = expired_landing_prefixes(spark, settings)
     rows = (lake.read_table(spark, AUDIT_LANDING_INTEGRITY, settings)
             .select("seq", "bucket", "object_key", "sha256", "size_bytes").orderBy("seq").toLocalIterator())
     for r in rows:
@@ -80,6 +85,9 @@ def verify_landing(spark: "SparkSession", settings: Settings) -> tuple[list[hash
         try:
             sha, size = object_sha256(client, r["bucket"], r["object_key"])
         except ClientError as exc:
+            if any(r["object_key"].startswith(p) for p in expired.get(r["bucket"], ())):
+                checked -= 1  # expired by retention: nothing to re-hash
+                continue
             problems.append(hashchain.Problem(AUDIT_LANDING_INTEGRITY.name, int(r["seq"]), "object_missing",
                                               f"{uri} cannot be read: {exc.response.get('Error', {}).get('Code', exc)}"))
             continue

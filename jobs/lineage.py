@@ -97,7 +97,13 @@ def record_run(spark: "SparkSession", settings: Settings, record: LineageRecord)
     """
     from jobs import lake
 
-    row = {
+    lake.merge_insert_new(spark, spark.createDataFrame([lineage_row(record)], AUDIT_LINEAGE.spark_schema()), AUDIT_LINEAGE, settings)
+    emit_openlineage(settings, record)
+
+
+def lineage_row(record: LineageRecord) -> dict[str, Any]:
+    """The audit.lineage row of a run (inputs, outputs and metrics as JSON)."""
+    return {
         "run_id": record.run_id, "job": record.job, "dag_id": record.dag_id, "dag_run_id": record.dag_run_id,
         "logical_date": None if record.logical_date is None else date.fromordinal(record.logical_date.toordinal()),
         "inputs_json": json.dumps([i.to_json() for i in record.inputs]),
@@ -106,8 +112,6 @@ def record_run(spark: "SparkSession", settings: Settings, record: LineageRecord)
         "started_at": record.started_at, "finished_at": record.finished_at, "code_version": code_version(),
         "rows_in": int(record.rows_in), "rows_out": int(record.rows_out),
     }
-    lake.merge_insert_new(spark, spark.createDataFrame([row], AUDIT_LINEAGE.spark_schema()), AUDIT_LINEAGE, settings)
-    emit_openlineage(settings, record)
 
 
 # ----------------------------------------------------------------------------- OpenLineage
@@ -191,19 +195,34 @@ class LineageNode:
     label: str  # "silver.calls v4" or the landing uri
     run: dict[str, Any] | None = None  # the run that produced it
     children: list["LineageNode"] = field(default_factory=list)
+    table: str | None = None  # registry table of a table node (None for landing)
+    version: int | None = None  # its Delta version, when known
+    landing_uri: str | None = None  # landing prefix of a landing node
+    objects: tuple[tuple[str, str], ...] = ()  # (object key, sha256) of a landing node
 
     def to_json(self) -> dict[str, Any]:
         return {"node": self.label, "run": self.run, "upstream": [c.to_json() for c in self.children]}
 
 
+def lineage_rows(spark: "SparkSession", settings: Settings) -> list[dict[str, Any]]:
+    """Every audit.lineage row as a dict (empty when the table does not exist yet)."""
+    from jobs import lake
+
+    if not lake.table_exists(spark, AUDIT_LINEAGE, settings):
+        return []
+    return [r.asDict() for r in lake.read_table(spark, AUDIT_LINEAGE, settings).collect()]
+
+
 def upstream_graph(spark: "SparkSession", settings: Settings, table: str, *, version: int | None = None) -> LineageNode:
     """The runs that produced `table` (at `version`, default its newest lineage-recorded version), recursively
     down to the landing objects. A table version is attributed to the newest run that wrote it at or before it."""
-    from jobs import lake
-
     if table not in TABLES_BY_NAME:
         raise KeyError(f"unknown table {table!r}; known: {sorted(TABLES_BY_NAME)}")
-    rows = [r.asDict() for r in lake.read_table(spark, AUDIT_LINEAGE, settings).collect()] if lake.table_exists(spark, AUDIT_LINEAGE, settings) else []
+    return upstream_graph_from_rows(lineage_rows(spark, settings), table, version=version)
+
+
+def table_writers(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """table -> [(version_after, lineage row)] of the runs that wrote it, oldest version first."""
     writers: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for r in rows:
         for name, versions in json.loads(r["outputs_json"]).items():
@@ -211,14 +230,22 @@ def upstream_graph(spark: "SparkSession", settings: Settings, table: str, *, ver
                 writers.setdefault(name, []).append((int(versions["version_after"]), r))
     for runs in writers.values():
         runs.sort(key=lambda vr: (vr[0], vr[1]["finished_at"]))
+    return writers
+
+
+def upstream_graph_from_rows(rows: list[dict[str, Any]], table: str, *, version: int | None = None,
+                             writers: dict[str, list[tuple[int, dict[str, Any]]]] | None = None) -> LineageNode:
+    """`upstream_graph` over audit.lineage rows already read (pure; `writers`: `table_writers(rows)`, if at hand)."""
+    writers = table_writers(rows) if writers is None else writers
 
     def node(name: str, wanted: int | None, seen: frozenset[tuple[str, int]]) -> LineageNode:
         runs = [vr for vr in writers.get(name, []) if wanted is None or vr[0] <= wanted]
         if not runs:
-            return LineageNode(label=f"{name} v{wanted if wanted is not None else '?'} (no recorded writer)")
+            return LineageNode(label=f"{name} v{wanted if wanted is not None else '?'} (no recorded writer)",
+                               table=name, version=wanted)
         v, r = runs[-1]
         shown = wanted if wanted is not None else v
-        out = LineageNode(label=f"{name} v{shown}", run={
+        out = LineageNode(label=f"{name} v{shown}", table=name, version=shown, run={
             "job": r["job"], "run_id": r["run_id"], "dag_run_id": r["dag_run_id"], "code_version": r["code_version"],
             "finished_at": str(r["finished_at"]), "rows_in": r["rows_in"], "rows_out": r["rows_out"],
         })
@@ -230,7 +257,9 @@ def upstream_graph(spark: "SparkSession", settings: Settings, table: str, *, ver
             else:
                 objects = i.get("objects", [])
                 sample = ", ".join(f"{o['key']} sha256 {o['sha256'][:12]}" for o in objects[:SAMPLE_OBJECTS])
-                out.children.append(LineageNode(label=f"landing {i['uri']} ({len(objects):,} objects{', e.g. ' + sample if sample else ''})"))
+                out.children.append(LineageNode(
+                    label=f"landing {i['uri']} ({len(objects):,} objects{', e.g. ' + sample if sample else ''})",
+                    landing_uri=i["uri"], objects=tuple((o["key"], o["sha256"]) for o in objects)))
         return out
 
     return node(table, version, frozenset())

@@ -176,6 +176,34 @@ def run_capacity_busy_hour(
     return _save("capacity_busy_hour", logical_date, json.loads(report.to_json()))
 
 
+def run_auth_ingest(*, login_date: date, settings: Settings | None = None) -> dict[str, Any]:
+    """The identity provider's auth log of `login_date` into bronze.auth_events (nothing when there is none)."""
+    from jobs import auth_ingest
+    from jobs.keys import load_key_material
+
+    settings = settings or load_settings()
+    login_date = _plain(login_date)
+    keys = load_key_material(Path(settings.keys.file))
+    report = auth_ingest.run(_spark(settings, f"auth_ingest {login_date}"), settings, keys, login_date=login_date)
+    return _save("auth_ingest", login_date, dict(report.__dict__))
+
+
+def run_detect_anomalies(
+    *, detection_date: date, settings: Settings | None = None, dag_id: str | None = None, dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Anomalies of `detection_date`'s calls (gold.anomalies), device quarantine and the SIEM export."""
+    from jobs import anomalies
+    from jobs.keys import load_key_material
+
+    settings = settings or load_settings()
+    detection_date = _plain(detection_date)
+    keys = load_key_material(Path(settings.keys.file))
+    ctx = anomalies.AnomalyContext(settings=settings, detection_date=detection_date, dag_id=dag_id, dag_run_id=dag_run_id,
+                                   **_run_id("anomalies", detection_date, dag_run_id))
+    report = anomalies.run(_spark(settings, f"anomalies {detection_date}"), ctx, key_id=keys.pseudonym.active)
+    return _save("anomalies", detection_date, json.loads(report.to_json()))
+
+
 def run_billing_usage(
     *, call_dates: Sequence[date | str], logical_date: date, settings: Settings | None = None,
     dag_id: str | None = None, dag_run_id: str | None = None,
@@ -191,6 +219,24 @@ def run_billing_usage(
                                        dag_run_id=dag_run_id, **_run_id("billing_usage", logical_date, dag_run_id))
     report = billing_usage.run(_spark(settings, f"billing_usage {logical_date}"), ctx)
     return _save("billing_usage", logical_date, json.loads(report.to_json()))
+
+
+def run_pipeline(*, day: date, settings: Settings | None = None) -> dict[str, Any]:
+    """The daily DAG's data stages for one upload date, in its order, without Airflow and without the quality
+    gates: subscriber directory, bronze, silver, gold, billing. For running the jobs where no Airflow runs (a
+    Spark cluster smoke run: `VOIPLAKE_SPARK_MASTER=spark://... voiplake pipeline --date D`)."""
+    from jobs.spark import build_spark
+
+    settings = settings or load_settings()
+    day = _plain(day)
+    report: dict[str, Any] = {"date": day.isoformat(), "master": build_spark(settings).sparkContext.master}
+    report["directory"] = run_reference_ingest(export_date=day, settings=settings)
+    report["bronze"] = run_bronze_ingest(upload_date=day, settings=settings)
+    silver = run_silver_calls(upload_date=day, settings=settings)
+    report["silver"] = silver
+    report["gold"] = run_gold_hourly_geo(call_dates=silver["call_dates"], logical_date=day, settings=settings)
+    report["billing"] = run_billing_usage(call_dates=silver["call_dates"], logical_date=day, settings=settings)
+    return report
 
 
 def run_cost_allocation(*, period: str, costs_file: Path | None = None, settings: Settings | None = None) -> dict[str, Any]:
@@ -236,6 +282,55 @@ def run_support_triggers(
                                                   **_run_id("support_triggers", logical_date, dag_run_id))
     report = support_triggers.run(_spark(settings, f"support_triggers {logical_date}"), ctx)
     return _save("support_triggers", logical_date, json.loads(report.to_json()))
+
+
+def run_retention(
+    *, as_of: date, dry_run: bool = False, policy_file: Path | None = None, settings: Settings | None = None,
+    dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Enforce lake_layout/retention_policy.toml as of `as_of` (jobs.retention): delete expired rows per
+    jurisdiction, VACUUM, expire landing objects, skipping held data and days whose aggregates are missing;
+    every step in audit.retention_actions. `dry_run` only plans (counts, no change, no audit rows)."""
+    import uuid
+
+    from jobs import retention
+    from lake_layout.retention import load_policy
+
+    settings = settings or load_settings()
+    as_of = _plain(as_of)
+    # A new run id per attempt: a retried task appends its own actions next to those of the failed attempt.
+    run_id = f"retention:{as_of}:{dag_run_id or 'manual'}:{uuid.uuid4().hex[:8]}"
+    report = retention.run(_spark(settings, f"retention {as_of}"), settings, as_of=as_of, run_id=run_id,
+                           policy=load_policy(policy_file), dry_run=dry_run)
+    return _save("retention-plan" if dry_run else "retention", as_of, json.loads(report.to_json()))
+
+
+def run_dsr(
+    *, action: str, msisdn: str, request_id: str, actor: str, role: str | None = None, out: Path | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """A data-subject request (jobs.dsr): `export` writes the subject's data to `out` (default build/dsr),
+    `delete` erases it. Raises DsrError / AccessDenied before any change, DsrRefused (after recording the refused
+    receipt) when a legal hold covers the subject's data. The report holds pseudonyms only, never the MSISDN."""
+    from datetime import datetime, timezone
+
+    from jobs import dsr
+    from jobs.keys import load_key_material
+    from lake_layout.access import DEFAULT_ROLE
+
+    if action not in dsr.KINDS:
+        raise dsr.DsrError(f"action must be one of {dsr.KINDS}, got {action!r}")
+    dsr.check_request(msisdn=msisdn, request_id=request_id)  # before starting Spark
+    settings = settings or load_settings()
+    keys = load_key_material(Path(settings.keys.file), create=False)
+    spark = _spark(settings, f"dsr {action} {request_id}")
+    if action == "export":
+        report = dsr.export(spark, settings, keys, msisdn=msisdn, request_id=request_id, out=out or dsr.DEFAULT_OUT,
+                            actor=actor, role=role or DEFAULT_ROLE)
+    else:
+        report = dsr.delete(spark, settings, keys, msisdn=msisdn, request_id=request_id, actor=actor,
+                            role=role or DEFAULT_ROLE)
+    return _save(f"dsr_{action}-{request_id}", datetime.now(timezone.utc).date(), report.to_json())
 
 
 def gate_scope(table: str, *, upload_date: date | None = None, call_dates: Sequence[date | str] = ()) -> str | None:

@@ -81,6 +81,8 @@ def build_spark(settings: Settings, app_name: str = "voiplake") -> "SparkSession
         SparkSession.builder.appName(app_name)
         .master(settings.spark.master)
         .config("spark.driver.memory", settings.spark.driver_memory)
+        .config("spark.executor.memory", settings.spark.executor_memory)
+        .config("spark.executor.cores", str(settings.spark.executor_cores))
         .config("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
         # Delta rebuilds a table's snapshot state in this many partitions (default 50): on a small machine and
         # small tables those tasks dominate every read and write (2.5x slower measured); follow the shuffle width.
@@ -97,6 +99,8 @@ def build_spark(settings: Settings, app_name: str = "voiplake") -> "SparkSession
         .config("spark.sql.warehouse.dir", str(Path(settings.spark.ivy_dir).parent / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={Path(settings.spark.ivy_dir).parent}")
     )
+    if settings.spark.max_cores > 0:
+        builder = builder.config("spark.cores.max", str(settings.spark.max_cores))
     for key, value in s3a_options(settings).items():
         builder = builder.config(f"spark.hadoop.{key}", value)
     cached = _cached_jars(settings)

@@ -46,6 +46,7 @@ class Role:
     purpose: str
     read: tuple[str, ...] = ("*",)  # table-name globs the role may read
     deny: tuple[str, ...] = ()  # globs closed even when `read` matches
+    may_hold: bool = False  # may place and release legal holds (jobs.legal_holds)
 
     def may_read_table(self, table_name: str) -> bool:
         """True when `table_name` (layer.table) matches a `read` glob and no `deny` glob."""
@@ -62,7 +63,7 @@ def load_policy(path: Path = POLICY_FILE) -> tuple[dict[str, Role], str]:
     roles: dict[str, Role] = {}
     for name, entry in raw.get("roles", {}).items():
         where = f"{path.name}: roles.{name}"
-        unknown = set(entry) - {"clearance", "read", "deny", "may_decrypt", "purpose"}
+        unknown = set(entry) - {"clearance", "read", "deny", "may_decrypt", "may_hold", "purpose"}
         if unknown:
             raise PolicyError(f"{where}: unknown key(s) {sorted(unknown)}")
         if entry.get("clearance") not in levels:
@@ -75,10 +76,12 @@ def load_policy(path: Path = POLICY_FILE) -> tuple[dict[str, Role], str]:
             raise PolicyError(f"{where}.read: a role must read at least one table")
         if not isinstance(entry.get("may_decrypt"), bool):
             raise PolicyError(f"{where}.may_decrypt: expected true or false")
+        if not isinstance(entry.get("may_hold", False), bool):
+            raise PolicyError(f"{where}.may_hold: expected true or false")
         if entry["may_decrypt"] and levels[entry["clearance"]] is not Sensitivity.RESTRICTED:
             raise PolicyError(f"{where}: may_decrypt needs clearance 'restricted'")
         roles[name] = Role(name, levels[entry["clearance"]], entry["may_decrypt"], str(entry.get("purpose", "")),
-                           tuple(entry["read"]), tuple(entry.get("deny", [])))
+                           tuple(entry["read"]), tuple(entry.get("deny", [])), entry.get("may_hold", False))
     default = raw.get("default_role")
     if default not in roles:
         raise PolicyError(f"{path.name}: default_role {default!r} is not a declared role ({sorted(roles)})")
@@ -110,6 +113,13 @@ def forbidden_columns(spec: TableSpec, role_name: str) -> dict[str, Sensitivity]
     """Columns of `spec` the role may not read, with their sensitivity (every column of a closed table)."""
     allowed = set(readable_columns(spec, role_name))
     return {c.name: c.sensitivity for c in spec.columns if c.name not in allowed}
+
+
+def require_hold_authority(role_name: str) -> None:
+    """Raise AccessDenied unless the role may place and release legal holds (`may_hold` in the policy)."""
+    if not role(role_name).may_hold:
+        raise AccessDenied(f"role {role_name!r} may not place or release legal holds; only "
+                           f"{sorted(r.name for r in ROLES.values() if r.may_hold)}")
 
 
 def require_decrypt(role_name: str) -> None:

@@ -66,10 +66,13 @@ class KeySettings:
 
 @dataclass(frozen=True)
 class SparkSettings:
-    master: str
+    master: str  # local[N], or spark://host:7077 for a standalone cluster (jobs run unchanged on either)
     shuffle_partitions: int
     driver_memory: str
     ivy_dir: str
+    executor_memory: str  # per executor on a cluster (ignored by local[N], where the driver executes)
+    executor_cores: int  # cores per executor on a cluster
+    max_cores: int  # cores the application takes from a standalone cluster in all (0: what the cluster offers)
 
 
 @dataclass(frozen=True)
@@ -383,6 +386,66 @@ class ForensicsSettings:
     bundles_dir: str
 
 
+SEVERITIES = ("low", "medium", "high", "critical")  # anomaly severities, least to most (gold.anomalies)
+SYSLOG_PROTOCOLS = ("udp", "tcp")
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    """Anomaly detection and response (jobs.anomalies, gold.anomalies, security.device_quarantine).
+
+    Sensitivities are exact decimals (TOML strings). `spike_sensitivity` is the robust z-score, (attempts -
+    median) / max(1.4826 MAD, spike_min_scale), at which an account's hourly call attempts to a destination class
+    count as a spike against the same hour of week in the last `history_days` days (falling back to the same hour
+    of weekdays or weekend days, then of all days, when fewer than `baseline_min_slots` such hours exist).
+    `iforest_quantile`: an enterprise account-hour is unusual when the isolation forest finds it more anomalous
+    than this share of the history's account-hours. Devices of findings at or above `quarantine_severity` are
+    quarantined for `quarantine_days`; "off" disables quarantine. Alerts go to `siem_dir` (one CEF and one JSON
+    lines file per run) and, when `syslog_host` is set, to syslog over `syslog_protocol`.
+    """
+
+    history_days: int
+    baseline_min_slots: int
+    spike_sensitivity: Decimal
+    spike_min_attempts: int
+    spike_min_scale: Decimal
+    max_session_kbps: int
+    max_user_daily_mb: int
+    auth_window_hours: int
+    auth_tolerance_seconds: int
+    iforest_quantile: Decimal
+    iforest_min_attempts: int
+    iforest_min_history_hours: int
+    iforest_seed: int
+    quarantine_severity: str
+    quarantine_days: int
+    siem_dir: str
+    syslog_host: str
+    syslog_port: int
+    syslog_protocol: str
+
+    def __post_init__(self) -> None:
+        for name in ("history_days", "baseline_min_slots", "spike_min_attempts", "max_session_kbps", "max_user_daily_mb",
+                     "auth_window_hours", "iforest_min_attempts", "iforest_min_history_hours", "quarantine_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"anomalies.{name} must be >= 1, got {getattr(self, name)}")
+        if self.auth_tolerance_seconds < 0:
+            raise SettingsError(f"anomalies.auth_tolerance_seconds must be >= 0, got {self.auth_tolerance_seconds}")
+        for name in ("spike_sensitivity", "spike_min_scale"):
+            value = getattr(self, name)
+            if not value.is_finite() or value <= 0:
+                raise SettingsError(f"anomalies.{name} must be a positive decimal, got {value}")
+        if not self.iforest_quantile.is_finite() or not 0 < self.iforest_quantile < 1:
+            raise SettingsError(f"anomalies.iforest_quantile must be a decimal in (0, 1), got {self.iforest_quantile}")
+        if self.quarantine_severity not in (*SEVERITIES, "off"):
+            raise SettingsError(
+                f"anomalies.quarantine_severity must be one of {[*SEVERITIES, 'off']}, got {self.quarantine_severity!r}")
+        if self.syslog_protocol not in SYSLOG_PROTOCOLS:
+            raise SettingsError(f"anomalies.syslog_protocol must be one of {list(SYSLOG_PROTOCOLS)}, got {self.syslog_protocol!r}")
+        if not 0 < self.syslog_port < 65536:
+            raise SettingsError(f"anomalies.syslog_port must be a port 1-65535, got {self.syslog_port}")
+
+
 @dataclass(frozen=True)
 class Settings:
     lake: LakeSettings
@@ -404,6 +467,7 @@ class Settings:
     quotas: QuotaSettings
     crm_api: CrmApiSettings
     forensics: ForensicsSettings
+    anomalies: AnomalySettings
 
     def with_lake_root(self, root: str) -> "Settings":
         return replace(self, lake=LakeSettings(root=root))
@@ -429,13 +493,14 @@ _SECTIONS: dict[str, type] = {
     "quotas": QuotaSettings,
     "crm_api": CrmApiSettings,
     "forensics": ForensicsSettings,
+    "anomalies": AnomalySettings,
 }
 # Keys holding local paths: resolved against the project root when relative.
 _PATH_KEYS = {("lake", "root"), ("object_store", "data_dir"), ("keys", "file"), ("spark", "ivy_dir"),
               ("lineage", "openlineage_file"), ("quality", "data_docs_dir"), ("privacy_audit", "report_dir"),
               ("finance", "costs_dir"), ("billing", "catalogue"), ("quotas", "file_path"),
               ("crm_api", "resellers_file"), ("crm_api", "tokens_file"),
-              ("forensics", "signing_key"), ("forensics", "bundles_dir")}
+              ("forensics", "signing_key"), ("forensics", "bundles_dir"), ("anomalies", "siem_dir")}
 
 
 def _resolve_path(value: str) -> str:
@@ -519,3 +584,23 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             values[name] = value
         built[section] = cls(**values)
     return Settings(**built)
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, tuple) and all(isinstance(v, tuple) for v in value):
+        return ", ".join(f"{name}:{minutes}" for name, minutes in value)  # _MINUTES_TABLE
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)  # _INT_LIST
+    return str(value)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting as its VOIPLAKE_<SECTION>_<KEY> override, so that a child process (Airflow, a job on a
+    cluster) whose `load_settings()` reads them gets exactly these settings: load_settings(env=settings_env(s))
+    == s."""
+    env = {}
+    for section in _SECTIONS:
+        values = getattr(settings, section)
+        for f in fields(values):
+            env[f"VOIPLAKE_{section}_{f.name}".upper()] = _env_value(getattr(values, f.name))
+    return env

@@ -2,6 +2,7 @@
 
     <prefix>/upload_date=YYYY-MM-DD/hour=HH/<received_at_ms>-<batch_id>.<pb|json>.gz    client uploads
     directory/export_date=YYYY-MM-DD/subscribers.jsonl.gz                              subscriber directory
+    auth/login_date=YYYY-MM-DD/auth.jsonl.gz                                             authentication log
 
 `upload_date` / `hour` are the collector's receive time in UTC. The collector names objects
 after its receive time, so `received_at_ms` travels with the object.
@@ -72,3 +73,20 @@ def directory_export_key(day: date, *, prefix: str = DIRECTORY_PREFIX) -> str:
     if not root:
         raise ValueError("the directory export prefix must not be empty (the bucket root holds no exports)")
     return f"{root}/export_date={day.isoformat()}/{DIRECTORY_EXPORT_FILE}"
+
+
+# The identity provider exports the day's authentication log (login success / failure per subscriber, device,
+# IP and time) into the landing bucket as well:
+#
+#     <auth prefix>/login_date=YYYY-MM-DD/auth.jsonl.gz
+AUTH_PREFIX = "auth"
+AUTH_LOG_FILE = "auth.jsonl.gz"
+
+
+def auth_log_key(day: date, *, prefix: str = AUTH_PREFIX) -> str:
+    """Key of the authentication log of `day` (UTC login times) under `prefix`: gzip JSON Lines, one login attempt
+    per line."""
+    root = prefix.strip("/")
+    if not root:
+        raise ValueError("the auth log prefix must not be empty (the bucket root holds no auth logs)")
+    return f"{root}/login_date={day.isoformat()}/{AUTH_LOG_FILE}"

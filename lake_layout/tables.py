@@ -714,7 +714,7 @@ AUDIT_ACCESS_LOG = TableSpec(
         Column("accessed_at", "timestamp", C.INTERNAL, "When the access was decided", nullable=False),
         Column("user", "string", C.INTERNAL, "Acting user (--as, else $VOIPLAKE_USER or $USER)", nullable=False),
         Column("role", "string", C.INTERNAL, "Role of lake_layout/access_policy.toml the user acted as", nullable=False),
-        Column("action", "string", C.INTERNAL, "query | export", nullable=False),
+        Column("action", "string", C.INTERNAL, "query | export | dsr_delete (jobs.access_log.ACTIONS)", nullable=False),
         Column("statement", "string", C.INTERNAL, "The SQL, or the export command and its arguments", nullable=False),
         Column("tables", "string", C.INTERNAL, "JSON list of tables read (from the query plan, or the export's inputs)", nullable=False),
         Column("columns", "string", C.INTERNAL, "JSON list of table.column read (scan outputs of the plan)", nullable=False),
@@ -774,6 +774,181 @@ AUDIT_CUSTODY_LOG = TableSpec(
     ),
 )
 
+AUDIT_LEGAL_HOLDS = TableSpec(
+    name="audit.legal_holds",
+    description=(
+        "Legal holds and time-based locks as an append-only, hash-chained event log (jobs.hashchain): one "
+        "`placed` entry per hold with its scope (a subscriber's pseudonyms, an account, and/or a period of data) "
+        "and its expiry, one `released` entry when it is lifted. A hold is active from its `placed` entry until "
+        "released or past `until`. Retention purges and DSR deletions skip or refuse data an active hold covers."
+    ),
+    purpose="Preservation of evidence under litigation or investigation (legal hold) overriding retention and erasure.",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("seq",),
+    columns=(
+        Column("hold_id", "string", C.INTERNAL, "Hold id (one id across its placed and released entries)", nullable=False),
+        Column("event", "string", C.INTERNAL, "placed | released", nullable=False),
+        Column("case_id", "string", C.INTERNAL, "Case or matter the hold serves", nullable=False),
+        Column("subscriber_pseudonyms", "string", C.PSEUDONYMOUS, "JSON list of the held subscriber's pseudonyms (one per pseudonym key); null when not subject-scoped"),
+        Column("account_id", "string", C.INTERNAL, "Held account; null when not account-scoped"),
+        Column("data_from", "date", C.INTERNAL, "First UTC day of data held (inclusive); null: from the beginning"),
+        Column("data_to", "date", C.INTERNAL, "Last UTC day of data held (inclusive); null: open-ended"),
+        Column("until", "date", C.INTERNAL, "Hold expires after this day unless released earlier; null: until released"),
+        Column("actor", "string", C.INTERNAL, "Who placed or released it", nullable=False),
+        Column("at", "timestamp", C.INTERNAL, "When (UTC)", nullable=False),
+        Column("reason", "string", C.INTERNAL, "Why it was placed or released"),
+        *_CHAIN,
+    ),
+)
+
+AUDIT_RETENTION_ACTIONS = TableSpec(
+    name="audit.retention_actions",
+    description=(
+        "Every retention purge step: per table and jurisdiction, the Delta DELETE (predicate, rows removed, the "
+        "Delta version it produced), the VACUUM (files removed), the expiry of landing objects, and data an "
+        "active legal hold kept (rows or objects skipped, with the hold ids)."
+    ),
+    purpose="Proof that retention periods are enforced (GDPR art. 5(1)(e) storage limitation, CCPA 1798.100(a)(3)).",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("run_id", "step"),
+    columns=(
+        Column("run_id", "string", C.INTERNAL, "Retention run", nullable=False),
+        Column("step", "int", C.INTERNAL, "Position of the action within the run", nullable=False),
+        Column("action", "string", C.INTERNAL, "delete | vacuum | expire_objects | skipped_hold | deferred", nullable=False),
+        Column("table_name", "string", C.INTERNAL, "Registry table, or landing:<bucket> for landing objects", nullable=False),
+        Column("jurisdiction", "string", C.INTERNAL, "Jurisdiction the period applies to: EU | US-CA | US-other | other | unknown (subscriber not in reference.subscriber_consent); null for table-wide steps"),
+        Column("retention_days", "int", C.INTERNAL, "Period applied, from lake_layout/retention_policy.toml"),
+        Column("regulation", "string", C.INTERNAL, "Regulation the period comes from"),
+        Column("predicate", "string", C.INTERNAL, "The DELETE predicate or the object selection"),
+        Column("rows_removed", "long", C.INTERNAL, "Rows deleted (delete; 0 when nothing was due), kept under a hold (skipped_hold) or waiting for their aggregates (deferred)"),
+        Column("files_removed", "long", C.INTERNAL, "Data files removed by VACUUM, landing objects expired (expire_objects) or kept under a hold (skipped_hold on landing:<bucket>)"),
+        Column("delta_version", "long", C.INTERNAL, "Table version the action produced (null if none)"),
+        Column("hold_ids", "string", C.INTERNAL, "JSON list of legal holds that kept data"),
+        Column("detail", "string", C.INTERNAL, "Free text, e.g. why an expiry was deferred"),
+        Column("executed_at", "timestamp", C.INTERNAL, "When", nullable=False),
+    ),
+)
+
+AUDIT_DSR_REQUESTS = TableSpec(
+    name="audit.dsr_requests",
+    description=(
+        "Receipts of data-subject requests (GDPR art. 15/17/20, CCPA 1798.105/110): per request, what was done "
+        "(export or delete), which tables were touched with rows found or deleted and the Delta versions, the "
+        "anonymous aggregates deliberately left, refusals (legal hold) and completion time. Holds the subject "
+        "only as pseudonyms."
+    ),
+    purpose="Demonstrable handling of data-subject rights within statutory deadlines.",
+    retention_tier=RetentionTier.AUDIT,
+    partition_by=(),
+    merge_keys=("request_id", "kind"),
+    columns=(
+        Column("request_id", "string", C.INTERNAL, "Request id as given by the privacy desk", nullable=False),
+        Column("kind", "string", C.INTERNAL, "export | delete", nullable=False),
+        Column("status", "string", C.INTERNAL, "completed | refused", nullable=False),
+        Column("subscriber_pseudonyms", "string", C.PSEUDONYMOUS, "JSON list of the subject's pseudonyms (one per pseudonym key)", nullable=False),
+        Column("tables", "string", C.INTERNAL, "JSON object: table -> {treatment, rows (caller / callee / linked), delta_version_before, delta_version_after, files_removed, log_files_with_subject}", nullable=False),
+        Column("rows_total", "long", C.INTERNAL, "Rows exported, or deleted plus callee-redacted, in all", nullable=False),
+        Column("anonymous_tables_left", "string", C.INTERNAL, "JSON list of aggregate tables left as anonymous (not personal data)"),
+        Column("retained_tables", "string", C.INTERNAL, "JSON object: table -> why it is kept (financial record, audit record, no personal data)"),
+        Column("landing_objects", "string", C.INTERNAL, "JSON list of landing object keys holding the subject's raw MSISDN (left to landing expiry; delete only)"),
+        Column("hold_ids", "string", C.INTERNAL, "JSON list of the legal holds that refused the request (empty when completed)"),
+        Column("refusal_reason", "string", C.INTERNAL, "Why refused (e.g. the legal holds covering the data); null when completed"),
+        Column("actor", "string", C.INTERNAL, "Who ran it", nullable=False),
+        Column("requested_at", "timestamp", C.INTERNAL, "When the run started", nullable=False),
+        Column("completed_at", "timestamp", C.INTERNAL, "When it completed (null if refused)"),
+        Column("output", "string", C.INTERNAL, "Export directory or manifest path (export only)"),
+    ),
+)
+
+BRONZE_AUTH_EVENTS = TableSpec(
+    name="bronze.auth_events",
+    description=(
+        "The identity provider's login attempts (landing auth/login_date=D/auth.jsonl.gz), pseudonymized at the door "
+        "with bronze's keys: MSISDN and device id as keyed HMAC pseudonyms, the IP truncated (/24, /48). Lines that "
+        "cannot be used go to bronze.quarantine with a reason."
+    ),
+    purpose="Security monitoring: correlating calls with authentication (jobs.anomalies).",
+    retention_tier=RetentionTier.BRONZE_RESTRICTED,
+    partition_by=("auth_date",),
+    merge_keys=("object_key", "line_index"),
+    columns=(
+        Column("event_id", "string", C.INTERNAL, "Identity provider's event id", nullable=False),
+        Column("auth_ts", "timestamp", C.INTERNAL, "Login attempt time (identity provider clock, UTC)", nullable=False),
+        Column("auth_date", "date", C.INTERNAL, "UTC date of auth_ts; partition column", nullable=False),
+        Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the MSISDN", nullable=False),
+        Column("device_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the device id", nullable=False),
+        Column("pseudonym_key_id", "string", C.INTERNAL, "Pseudonym key used", nullable=False),
+        Column("ip_prefix", "string", C.PERSONAL, "Client IP truncated to /24 (IPv4) or /48 (IPv6)", nullable=False),
+        Column("country_code", "string", C.INTERNAL, "Country the identity provider located the client in"),
+        Column("outcome", "string", C.INTERNAL, "success | failure", nullable=False),
+        Column("failure_reason", "string", C.INTERNAL, "Why a login failed (bad_password, expired_token, mfa_failed, ...)"),
+        Column("object_key", "string", C.INTERNAL, "Landing object (auth log) the line came from", nullable=False),
+        Column("line_index", "int", C.INTERNAL, "Position of the line in the object (0-based, blank lines counted)", nullable=False),
+        Column("ingest_run_id", "string", C.INTERNAL, "Run that ingested it", nullable=False),
+    ),
+)
+
+GOLD_ANOMALIES = TableSpec(
+    name="gold.anomalies",
+    description=(
+        "Security and fraud anomalies of one detection date (jobs.anomalies, [anomalies] in infra/voiplake.toml): "
+        "call-attempt spikes per account and destination class against a robust hour-of-week baseline, media "
+        "volume above the per-session / per-user thresholds, calls without a recent successful login from the "
+        "device (or from a country it did not log in from), and enterprise account-hours an isolation forest "
+        "trained on history finds unusual. One row per finding with its score, the threshold it crossed, the "
+        "severity and the evidence; subjects only as account ids and pseudonyms."
+    ),
+    purpose="Security operations and fraud response: SIEM alerts, device quarantine, investigation.",
+    retention_tier=RetentionTier.OPERATIONAL,
+    partition_by=("detection_date",),
+    merge_keys=("anomaly_id",),
+    columns=(
+        Column("anomaly_id", "string", C.INTERNAL, "SHA-256 of detector|rule|subject|window_start: stable across reruns", nullable=False),
+        Column("detection_date", "date", C.INTERNAL, "UTC call date examined; partition column", nullable=False),
+        Column("detector", "string", C.INTERNAL, "attempt_spike | consumption | auth_correlation | account_baseline", nullable=False),
+        Column("rule", "string", C.INTERNAL, "Rule or model that fired, e.g. robust_z_hour_of_week, session_kbps, no_recent_login, isolation_forest", nullable=False),
+        Column("severity", "string", C.INTERNAL, "low | medium | high | critical", nullable=False),
+        Column("score", "double", C.INTERNAL, "Detector score (robust z, ratio to threshold, calls, or anomaly score)", nullable=False),
+        Column("threshold", "double", C.INTERNAL, "The score threshold the detector fires at (its configured sensitivity)", nullable=False),
+        Column("account_id", "string", C.INTERNAL, "Account (B2B id or 'consumer')"),
+        Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "Subscriber, where the finding is about one"),
+        Column("device_pseudonym", "string", C.PSEUDONYMOUS, "Device, where the finding is about one (quarantine acts on it)"),
+        Column("window_start", "timestamp", C.INTERNAL, "Start of the anomalous window (UTC)", nullable=False),
+        Column("window_end", "timestamp", C.INTERNAL, "End of the anomalous window (UTC)", nullable=False),
+        Column("evidence", "string", C.PSEUDONYMOUS, "JSON: observed values, baseline, call ids (sample), countries", nullable=False),
+        Column("run_id", "string", C.INTERNAL, "Run that detected it", nullable=False),
+        Column("detected_at", "timestamp", C.INTERNAL, "When it was detected", nullable=False),
+    ),
+)
+
+SECURITY_DEVICE_QUARANTINE = TableSpec(
+    name="security.device_quarantine",
+    description=(
+        "Devices whose uploads bronze diverts to bronze.quarantine (reason device_quarantined): added automatically "
+        "for anomalies at or above anomalies.quarantine_severity, each with its reason and expiry; a device is held "
+        "while released_at is null and expires_at is in the future (`voiplake quarantine list | release`)."
+    ),
+    purpose="Automated containment of abusive or compromised devices until security operations release them.",
+    retention_tier=RetentionTier.OPERATIONAL,
+    partition_by=(),
+    merge_keys=("quarantine_id",),
+    columns=(
+        Column("quarantine_id", "string", C.INTERNAL, "SHA-256 of device_pseudonym|anomaly_id", nullable=False),
+        Column("device_pseudonym", "string", C.PSEUDONYMOUS, "Quarantined device", nullable=False),
+        Column("pseudonym_key_id", "string", C.INTERNAL, "Pseudonym key of device_pseudonym", nullable=False),
+        Column("anomaly_id", "string", C.INTERNAL, "gold.anomalies finding that caused it", nullable=False),
+        Column("reason", "string", C.INTERNAL, "detector/rule and severity of the finding", nullable=False),
+        Column("severity", "string", C.INTERNAL, "Severity of the finding", nullable=False),
+        Column("quarantined_at", "timestamp", C.INTERNAL, "When it was added", nullable=False),
+        Column("expires_at", "timestamp", C.INTERNAL, "Released automatically after this (anomalies.quarantine_days)", nullable=False),
+        Column("released_at", "timestamp", C.INTERNAL, "When it was released by hand (null while held)"),
+        Column("released_by", "string", C.INTERNAL, "Who released it"),
+        Column("release_reason", "string", C.INTERNAL, "Why it was released"),
+    ),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
     REFERENCE_SUBSCRIBER_CONSENT,
@@ -784,8 +959,9 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     GOLD_SUPPORT_TRIGGERS,
     AUDIT_LINEAGE, AUDIT_QUALITY_RESULTS, AUDIT_PRIVACY_BUDGET, AUDIT_PRIVACY_AUDIT,
     AUDIT_ACCESS_LOG, AUDIT_LANDING_INTEGRITY,
-    AUDIT_CUSTODY_LOG,
+    AUDIT_CUSTODY_LOG, AUDIT_LEGAL_HOLDS, AUDIT_RETENTION_ACTIONS, AUDIT_DSR_REQUESTS,
     SECURITY_DATA_KEYS,
+    BRONZE_AUTH_EVENTS, GOLD_ANOMALIES, SECURITY_DEVICE_QUARANTINE,
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in ALL_TABLES}
 

@@ -25,6 +25,9 @@ def test_dagbag_has_no_import_errors() -> None:
     assert {a.name for a in dag.get_task("build_capacity").outlets} == {"gold.capacity_busy_hour", "audit.lineage"}
     assert {a.name for a in dag.get_task("evaluate_support_triggers").outlets} == {"gold.support_triggers", "audit.lineage"}
     assert {a.name for a in dag.get_task("build_account_usage").outlets} == {"gold.account_usage_daily", "audit.lineage"}
+    assert {a.name for a in dag.get_task("detect_anomalies").outlets} == {
+        "gold.anomalies", "security.device_quarantine", "audit.lineage"}
+    assert {a.name for a in dag.get_task("ingest_auth").outlets} == {"bronze.auth_events", "bronze.quarantine"}
 
 
 def test_quality_gates_stand_between_layers() -> None:
@@ -41,6 +44,8 @@ def test_quality_gates_stand_between_layers() -> None:
     assert upstream["evaluate_support_triggers"] == {"check_silver"}  # quota / quality triggers from checked silver
     assert upstream["build_account_usage"] == {"check_silver"}  # resellers' usage only from checked silver
     assert upstream["publish_public_stats"] == {"check_silver"}  # DP statistics only from checked silver
+    assert upstream["detect_anomalies"] == {"check_silver", "ingest_auth"}  # anomalies only from checked silver
+    assert upstream["ingest_auth"] == set()
     assert upstream["ingest_landing"] == {"ingest_directory"}
     # a failed gate is the data's fault: retrying it cannot help
     assert all(dag.get_task(t).retries == 0 for t in ("check_bronze", "check_silver", "check_gold"))
@@ -51,6 +56,74 @@ def test_parsing_a_dag_imports_nothing_heavy() -> None:
         "import runpy, sys; runpy.run_path(%r); "
         "heavy = [m for m in ('pyspark', 'delta', 'great_expectations', 'boto3', 'pandas') if m in sys.modules]; "
         "print(','.join(heavy))" % str(DAGS / "voip_daily.py")
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_retention_dag_structure() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from jobs import retention
+    from lake_layout.retention import load_policy
+    from lake_layout.tables import AUDIT_RETENTION_ACTIONS
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["voip_retention"]
+    assert dag.catchup is False and dag.max_active_runs == 1 and "retention" in dag.tags
+    assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == {
+        "check_policy": set(), "enforce_retention": {"check_policy"}}
+    assert dag.get_task("check_policy").retries == 0  # a broken policy file is not fixed by retrying
+    outlets = {a.name for a in dag.get_task("enforce_retention").outlets}
+    purged = {p.spec.name for p in retention.plan_tables(load_policy()) if not p.excluded}
+    assert purged <= outlets and AUDIT_RETENTION_ACTIONS.name in outlets  # every table it may delete from
+    assert "audit.access_log" not in outlets and "silver.calls" in outlets  # hash-chained logs are never purged
+
+
+def test_parsing_the_retention_dag_imports_nothing_heavy() -> None:
+    code = (
+        "import runpy, sys; runpy.run_path(%r); "
+        "heavy = [m for m in ('pyspark', 'delta', 'great_expectations', 'boto3', 'pandas', 'jobs.retention') if m in sys.modules]; "
+        "print(','.join(heavy))" % str(DAGS / "voip_retention.py")
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_dsr_dag_structure_and_params() -> None:
+    import copy
+
+    import pytest
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    from lake_layout.dsr_scope import dsr_scopes
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["voip_dsr"]
+    assert type(dag.timetable).__name__ == "NullTimetable" and dag.catchup is False and dag.max_active_runs == 1
+    task = dag.get_task("handle_request")
+    assert [t.task_id for t in dag.tasks] == ["handle_request"] and task.retries == 0  # a hold is not lifted by retrying
+    erased = {s.spec.name for s in dsr_scopes() if s.changed_by_delete}
+    assert {a.name for a in task.outlets} == erased | {"audit.dsr_requests", "audit.access_log"}
+    assert {"silver.calls", "bronze.call_events"} <= erased and "gold.hourly_geo_usage" not in erased
+
+    def validated(conf: dict[str, str]) -> dict[str, object]:  # what a trigger with this conf is checked against
+        params = copy.deepcopy(dag.params)
+        params.update(conf)
+        return params.validate()
+
+    good = {"subscriber": "+4915112345678", "request_id": "DSR-42", "action": "delete"}
+    assert validated(good) == {**good, "role": "data_engineer"}
+    for bad in ({**good, "subscriber": "015112345678"}, {**good, "action": "purge"}, {**good, "request_id": "../x"},
+                {"action": "export"}):
+        with pytest.raises(ParamValidationError):
+            validated(bad)
+
+
+def test_parsing_the_dsr_dag_imports_nothing_heavy() -> None:
+    code = (
+        "import runpy, sys; runpy.run_path(%r); "
+        "heavy = [m for m in ('pyspark', 'delta', 'great_expectations', 'boto3', 'pandas', 'jobs.dsr') if m in sys.modules]; "
+        "print(','.join(heavy))" % str(DAGS / "voip_dsr.py")
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

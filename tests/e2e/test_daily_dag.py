@@ -131,7 +131,7 @@ def test_first_attempt_succeeds_and_lineage_is_recorded(spark, s3_settings, inge
     assert "up_for_retry" not in log  # a retry would hide a crash behind idempotency
     rows = lake.read_table(spark, AUDIT_LINEAGE, s3_settings).where(f"logical_date = DATE'{DAY}'").collect()
     assert {r.job for r in rows} == {"reference_ingest", "bronze_ingest", "silver_calls", "gold_hourly_geo", "public_usage_stats",
-                                     "capacity_busy_hour", "support_triggers", "account_usage",
+                                     "capacity_busy_hour", "support_triggers", "account_usage", "anomalies",
                                      "billing_usage"}
     lineage = next(r for r in rows if r.job == "bronze_ingest")
     assert lineage.dag_id == DAG_ID and lineage.logical_date == DAY

@@ -19,7 +19,7 @@ from jobs.keys import KeyMaterial, rotate
 from lake_layout.access import AccessDenied
 from lake_layout.config import ForensicsSettings, Settings
 from lake_layout.registry import TableSpec
-from lake_layout.tables import REFERENCE_SUBSCRIBER_CONSENT, SILVER_CALLS
+from lake_layout.tables import AUDIT_ACCESS_LOG, REFERENCE_SUBSCRIBER_CONSENT, SILVER_CALLS
 
 SUBJECT = "+4915112345678"
 OTHER = "+4915187654321"
@@ -62,7 +62,10 @@ def case(spark, settings: Settings, rotated_keys: KeyMaterial, tmp_path_factory:
                  for cid, m, k, d in calls]
     consent_rows = [_row(REFERENCE_SUBSCRIBER_CONSENT, subscriber_pseudonym=psn(m, new_id), pseudonym_key_id=new_id,
                          effective_from=at, telemetry_level=level)
-                    for m, at, level in [(SUBJECT, _ts(2), "in"), (SUBJECT, _ts(-1), "before"), (OTHER, _ts(2), "other")]]
+                    for m, at, level in [(SUBJECT, _ts(2), "in"), (SUBJECT, _ts(-1), "in_force_at_start"),
+                                         (SUBJECT, datetime(2026, 1, 5, tzinfo=timezone.utc), "superseded"),
+                                         (SUBJECT, _ts(4), "after"), (OTHER, _ts(2), "other"),
+                                         (OTHER, _ts(-1), "other_in_force")]]
     for spec, rows in ((SILVER_CALLS, call_rows), (REFERENCE_SUBSCRIBER_CONSENT, consent_rows)):
         lake.merge_insert_new(spark, spark.createDataFrame(rows, spec.spark_schema()), spec, s)
     report = forensics.export(spark, s, rotated_keys, case_id="CASE-42", msisdn=SUBJECT, start=START, end=END,
@@ -86,7 +89,8 @@ def test_bundle_holds_exactly_the_subjects_rows_in_range(case: dict[str, Any]) -
     calls = pq.read_table(bundle / "data" / "silver.calls.parquet").to_pylist()
     assert sorted(r["call_id"] for r in calls) == ["c-in-new", "c-in-old"]
     consent = pq.read_table(bundle / "data" / "reference.subscriber_consent.parquet").to_pylist()
-    assert [r["telemetry_level"] for r in consent] == ["in"]
+    # the changes in range, and the state in force at the start (its latest row before it); not older ones
+    assert sorted(r["telemetry_level"] for r in consent) == ["in", "in_force_at_start"]
     manifest = json.loads((bundle / "manifest.json").read_bytes())
     by_table = {f["table"]: f for f in manifest["files"] if f["table"]}
     assert set(by_table) == {"silver.calls", "reference.subscriber_consent"}  # bronze/gold tables do not exist here
@@ -94,8 +98,24 @@ def test_bundle_holds_exactly_the_subjects_rows_in_range(case: dict[str, Any]) -
     query = json.loads((bundle / "query.json").read_bytes())
     assert set(query["subject"]["pseudonyms_by_key_id"].values()) == case["subject_psn"]
     assert "VERSION AS OF 1" in query["tables"]["silver.calls"]["sql"]
-    assert query["skipped_tables"] == {"bronze.call_events": "table does not exist",
-                                       "gold.support_triggers": "table does not exist"}
+    skipped = query["skipped_tables"]
+    assert skipped["bronze.call_events"] == "table does not exist"  # only silver and reference tables exist here
+    assert all(skipped[t.name] == "table does not exist" for t in forensics.subject_tables() if t.name not in by_table)
+    no_events = "its parent bronze.call_events is not selected (table does not exist)"
+    assert {lk.spec.name: skipped[lk.spec.name] for lk in forensics.LINKED_TABLES} == {
+        "bronze.ingested_objects": no_events, "audit.landing_integrity": no_events, "bronze.quarantine": no_events,
+        "silver.quarantine": no_events, "gold.billing_rated_calls": "table does not exist"}
+
+
+def test_export_is_recorded_in_the_access_log(spark, case: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    rows = lake.read_table(spark, AUDIT_ACCESS_LOG, case["settings"]).orderBy("seq").collect()
+    exports = [r for r in rows if r["statement"].startswith("voiplake forensics export --case CASE-42 ")]
+    assert len(exports) == 1
+    entry = exports[0]
+    assert (entry["action"], entry["user"], entry["role"], entry["allowed"]) == ("export", "alice", "security", True)
+    assert json.loads(entry["tables"]) == ["reference.subscriber_consent", "silver.calls"]
+    assert entry["row_count"] == 4  # 2 calls + 2 consent rows
+    assert SUBJECT not in entry["statement"] and not [p for p in case["subject_psn"] if p in entry["statement"]]
 
 
 def test_no_clear_msisdn_or_other_subscriber_in_bundle(case: dict[str, Any]) -> None:
@@ -181,3 +201,6 @@ def test_export_refused_for_a_role_that_may_not_decrypt(spark, case: dict[str, A
         forensics.export(spark, case["settings"], rotated_keys, case_id="CASE-43", msisdn=SUBJECT, start=START,
                          end=END, out_dir=case["tmp"] / "bundles", handler="eve", role="analyst")
     assert not (case["tmp"] / "bundles" / "CASE-43").exists()
+    denied = lake.read_table(spark, AUDIT_ACCESS_LOG, case["settings"]).orderBy("seq").collect()[-1]
+    assert (denied["action"], denied["user"], denied["role"], denied["allowed"]) == ("export", "eve", "analyst", False)
+    assert "CASE-43" in denied["statement"] and "may not export forensic evidence" in denied["reason"]

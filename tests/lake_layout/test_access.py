@@ -58,3 +58,14 @@ def test_decryption_is_for_security_and_lawful_intercept_only() -> None:
         require_decrypt("analyst")
     with pytest.raises(AccessDenied, match="unknown role"):
         readable_columns(SILVER_CALLS, "intern")
+
+
+def test_legal_hold_authority_comes_from_the_policy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from lake_layout.access import PolicyError, load_policy
+
+    assert sorted(r.name for r in ROLES.values() if r.may_hold) == ["auditor", "lawful_intercept", "security"]
+    bad = tmp_path / "policy.toml"
+    bad.write_text('default_role = "a"\n[roles.a]\nclearance = "internal"\nread = ["gold.*"]\nmay_decrypt = false\n'
+                   'may_hold = "yes"\n')
+    with pytest.raises(PolicyError, match="may_hold: expected true or false"):
+        load_policy(bad)
