@@ -38,9 +38,18 @@ def ensure_bucket(client: "S3Client", bucket: str) -> None:
 
 
 def list_keys(client: "S3Client", bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
-    """(key, size) of every object under `prefix`; directory markers are skipped."""
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
+    """(key, size) of every object under `prefix`; directory markers are skipped.
+
+    Pages by StartAfter (the last key seen), not by continuation token: S3Proxy returns the token URL-encoded,
+    boto3 sends it back as is and gets the same page again ("same next token received twice") once a prefix
+    holds more than one page (1,000 objects)."""
+    start_after = ""
+    while True:
+        page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"StartAfter": start_after} if start_after else {}))
+        contents = page.get("Contents", [])
+        for obj in contents:
             if not obj["Key"].endswith("/"):
                 yield obj["Key"], int(obj["Size"])
+        if not page.get("IsTruncated") or not contents:
+            return
+        start_after = contents[-1]["Key"]
