@@ -27,6 +27,7 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP)
 	$(PY) -m infra.objectstore resolve
 	$(PY) -m jobs.cli warmup
+	$(PY) -c 'from jobs.telemetry.schema_compat import protoc_python; protoc_python()'
 
 ## run: one generated day of telemetry -> landing zone -> Airflow ingestion DAG -> bronze, then a summary.
 run: setup
@@ -43,19 +44,26 @@ test-cluster: setup
 test-fast: setup
 	$(PY) -m pytest tests -m "not e2e and not cluster"
 
+## bench: a generated day (BENCH_EVENTS, default 1M) through the pipeline stage by stage vs the I/O floor;
+## reports in build/reports/bench-*.{json,md} and bench/results/latest.*. SCALE=1: the curve over SCALE_SIZES.
+BENCH_EVENTS ?= 1000000
+SCALE ?=
+SCALE_SIZES ?= 1000000,3000000
 bench: setup
-	$(VENV)/bin/voiplake bench --date $(DATE) --events $(EVENTS) --seed $(SEED)
+	$(VENV)/bin/voiplake bench --date $(DATE) --events $(BENCH_EVENTS) --seed $(SEED) $(if $(SCALE),--scale --scale-sizes $(SCALE_SIZES))
 
 ## vault: a HashiCorp Vault server binary (build/vault/vault) for the Vault Transit key-provider tests, built
 ## once from the Go module proxy and cached in ~/.cache/voiplake (tests skip the Vault part without it).
 vault:
 	bash infra/vault/build.sh
 
-# Regenerate jobs/telemetry/upload_pb2.py after editing upload.proto (grpcio-tools in its own venv).
-proto:
-	test -x build/protoc-venv/bin/python || ($(PYTHON) -m venv build/protoc-venv && build/protoc-venv/bin/pip install -q grpcio-tools)
-	build/protoc-venv/bin/python -m grpc_tools.protoc -Ijobs/telemetry --python_out=jobs/telemetry --pyi_out=jobs/telemetry jobs/telemetry/upload.proto
+# Regenerate jobs/telemetry/upload_pb2.py after editing upload.proto, with the pinned grpcio-tools protoc that
+# `voiplake schema check` uses (its own venv, build/protoc-venv), then check the schema versions.
+proto: $(STAMP)
+	PROTOC_PY=$$($(PY) -c 'from jobs.telemetry.schema_compat import protoc_python; print(protoc_python())') && \
+	$$PROTOC_PY -m grpc_tools.protoc -Ijobs/telemetry --python_out=jobs/telemetry --pyi_out=jobs/telemetry jobs/telemetry/upload.proto
 	sed -i 's/^import upload_pb2/from jobs.telemetry import upload_pb2/' jobs/telemetry/upload_pb2.py
+	$(VENV)/bin/voiplake schema check
 
 clean:
 	rm -rf build/lake build/lake.audit-anchors build/audit-anchors build/objectstore build/airflow build/reports

@@ -34,6 +34,10 @@ What triggers what
   per account (failure rate, short-call ratio), records new events in `gold.support_triggers` (each threshold
   fires once per period) and delivers the undelivered ones to the support sink (file or webhook). A sink that
   is down does not fail the task: its events stay undelivered and the next run delivers them.
+* `check_telemetry_compliance` (after `check_bronze`) holds what each client build uploaded on D to the central SDK
+  configuration in force when it was received (lake_layout/sdk_config.toml): fields outside the allowed set (bronze
+  dropped them), sampling too fast, high-frequency tracking on 2G, uploads during calls, bytes over the daily cap;
+  results per platform, app version and carrier with the worst devices in `gold.telemetry_compliance`.
 * `ingest_auth` (beside `ingest_landing`) loads D's authentication log, if the identity provider delivered one,
   into `bronze.auth_events`, pseudonymized with bronze's keys.
 * `detect_anomalies` (after `check_silver` and `ingest_auth`) finds D's anomalies ([anomalies] in
@@ -45,6 +49,10 @@ What triggers what
 * Each task that writes a table updates that table's Asset, so downstream DAGs (privacy publications,
   billing) schedule on `gold.hourly_geo_usage` / `silver.calls` rather than on a clock.
 
+Where Spark runs: `[spark] dag_tasks` (infra/voiplake.toml). "in_process" (default): each task builds its session
+from `[spark] master` (local[N], or a standalone master). "pyspark": every task is an @task.pyspark of the Airflow
+Spark provider and takes the master from Airflow connection `[spark] airflow_conn_id` (jobs/airflow_tasks.py).
+
 Transient failures (object store hiccups, Spark executor loss) are retried; bad data is never a
 failure, it is quarantined. A failed quality gate is not retried: the data, not the system, is wrong.
 """
@@ -53,9 +61,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, dag
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from jobs.airflow_tasks import spark_task
 from lake_layout.config import load_settings
 from lake_layout.tables import (
     ALL_TABLES,
@@ -75,6 +84,7 @@ from lake_layout.tables import (
     GOLD_HOURLY_GEO_USAGE,
     GOLD_PUBLIC_USAGE_STATS,
     GOLD_SUPPORT_TRIGGERS,
+    GOLD_TELEMETRY_COMPLIANCE,
     REFERENCE_SUBSCRIBER_CONSENT,
     SECURITY_DEVICE_QUARANTINE,
     SILVER_CALLS,
@@ -105,34 +115,34 @@ def _outlets(*specs):  # type: ignore[no-untyped-def]
     doc_md=__doc__,
 )
 def voip_daily() -> None:
-    @task(outlets=_outlets(REFERENCE_SUBSCRIBER_CONSENT, AUDIT_LINEAGE))
-    def ingest_directory(*, logical_date: datetime) -> dict[str, object]:
+    @spark_task(_SETTINGS, outlets=_outlets(REFERENCE_SUBSCRIBER_CONSENT, AUDIT_LINEAGE))
+    def ingest_directory(*, logical_date: datetime, spark=None) -> dict[str, object]:
         from jobs.runner import run_reference_ingest
 
         return run_reference_ingest(export_date=logical_date.date())
 
-    @task(outlets=_outlets(BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, AUDIT_LINEAGE))
-    def ingest_landing(*, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, AUDIT_LINEAGE))
+    def ingest_landing(*, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_bronze_ingest
 
         return run_bronze_ingest(upload_date=logical_date.date(), dag_id=DAG_ID, dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
-    def check_bronze(bronze: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
+    def check_bronze(bronze: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import gate_scope, run_quality_gate
 
         where = gate_scope(BRONZE_CALL_EVENTS.name, upload_date=logical_date.date())
         return run_quality_gate(table=BRONZE_CALL_EVENTS.name, where=where, logical_date=logical_date.date(),
                                 dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(outlets=_outlets(SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS, AUDIT_LINEAGE))
-    def build_silver(gate: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS, AUDIT_LINEAGE))
+    def build_silver(gate: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_silver_calls
 
         return run_silver_calls(upload_date=logical_date.date(), dag_id=DAG_ID, dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
-    def check_silver(silver: dict[str, object], *, logical_date: datetime, dag_run=None) -> list[str]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
+    def check_silver(silver: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> list[str]:  # type: ignore[no-untyped-def]
         from jobs.runner import gate_scope, run_quality_gate
 
         call_dates = list(silver["call_dates"])  # type: ignore[call-overload]
@@ -140,23 +150,23 @@ def voip_daily() -> None:
                          logical_date=logical_date.date(), dag_run_id=dag_run.run_id if dag_run else None)
         return call_dates
 
-    @task(outlets=_outlets(GOLD_HOURLY_GEO_USAGE, AUDIT_LINEAGE))
-    def build_gold(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_HOURLY_GEO_USAGE, AUDIT_LINEAGE))
+    def build_gold(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_gold_hourly_geo
 
         return run_gold_hourly_geo(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                    dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
-    def check_gold(gold: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
+    def check_gold(gold: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import gate_scope, run_quality_gate
 
         where = gate_scope(GOLD_HOURLY_GEO_USAGE.name, call_dates=list(gold["call_dates"]))  # type: ignore[call-overload]
         return run_quality_gate(table=GOLD_HOURLY_GEO_USAGE.name, where=where, logical_date=logical_date.date(),
                                 dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(outlets=_outlets(GOLD_PUBLIC_USAGE_STATS, AUDIT_PRIVACY_BUDGET, AUDIT_LINEAGE))
-    def publish_public_stats(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_PUBLIC_USAGE_STATS, AUDIT_PRIVACY_BUDGET, AUDIT_LINEAGE))
+    def publish_public_stats(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from airflow.sdk.exceptions import AirflowFailException
 
         from jobs.privacy_budget import PrivacyBudgetExceeded
@@ -168,42 +178,49 @@ def voip_daily() -> None:
         except PrivacyBudgetExceeded as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    @task(outlets=_outlets(GOLD_CAPACITY_BUSY_HOUR, AUDIT_LINEAGE))
-    def build_capacity(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_CAPACITY_BUSY_HOUR, AUDIT_LINEAGE))
+    def build_capacity(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_capacity_busy_hour
 
         return run_capacity_busy_hour(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                       dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(outlets=_outlets(GOLD_BILLING_RATED_CALLS, GOLD_BILLING_USAGE, AUDIT_BILLING_PERIODS, AUDIT_LINEAGE))
-    def build_billing(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_BILLING_RATED_CALLS, GOLD_BILLING_USAGE, AUDIT_BILLING_PERIODS, AUDIT_LINEAGE))
+    def build_billing(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_billing_usage
 
         return run_billing_usage(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                  dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(outlets=_outlets(GOLD_ACCOUNT_USAGE_DAILY, AUDIT_LINEAGE))
-    def build_account_usage(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_ACCOUNT_USAGE_DAILY, AUDIT_LINEAGE))
+    def build_account_usage(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_account_usage
 
         return run_account_usage(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                  dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(outlets=_outlets(GOLD_SUPPORT_TRIGGERS, AUDIT_LINEAGE))
-    def evaluate_support_triggers(call_dates: list[str], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_SUPPORT_TRIGGERS, AUDIT_LINEAGE))
+    def evaluate_support_triggers(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_support_triggers
 
         return run_support_triggers(evaluated_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                     dag_run_id=dag_run.run_id if dag_run else None)
 
-    @task(outlets=_outlets(BRONZE_AUTH_EVENTS, BRONZE_QUARANTINE))
-    def ingest_auth(*, logical_date: datetime) -> dict[str, object]:
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_TELEMETRY_COMPLIANCE, AUDIT_LINEAGE))
+    def check_telemetry_compliance(gate: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        from jobs.runner import run_telemetry_compliance
+
+        return run_telemetry_compliance(upload_date=logical_date.date(), dag_id=DAG_ID,
+                                        dag_run_id=dag_run.run_id if dag_run else None)
+
+    @spark_task(_SETTINGS, outlets=_outlets(BRONZE_AUTH_EVENTS, BRONZE_QUARANTINE))
+    def ingest_auth(*, logical_date: datetime, spark=None) -> dict[str, object]:
         from jobs.runner import run_auth_ingest
 
         return run_auth_ingest(login_date=logical_date.date())
 
-    @task(outlets=_outlets(GOLD_ANOMALIES, SECURITY_DEVICE_QUARANTINE, AUDIT_LINEAGE))
-    def detect_anomalies(call_dates: list[str], auth: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=_outlets(GOLD_ANOMALIES, SECURITY_DEVICE_QUARANTINE, AUDIT_LINEAGE))
+    def detect_anomalies(call_dates: list[str], auth: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_detect_anomalies
 
         return run_detect_anomalies(detection_date=logical_date.date(), dag_id=DAG_ID,
@@ -211,7 +228,9 @@ def voip_daily() -> None:
 
     bronze = ingest_landing()
     ingest_directory() >> bronze
-    silver = build_silver(check_bronze(bronze))
+    bronze_checked = check_bronze(bronze)
+    silver = build_silver(bronze_checked)
+    check_telemetry_compliance(bronze_checked)
     silver_checked = check_silver(silver)
     check_gold(build_gold(silver_checked))
     publish_public_stats(silver_checked)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, dag
 
+from jobs.airflow_tasks import spark_task
 from lake_layout.config import load_settings
 from lake_layout.dsr_scope import dsr_scopes
 from lake_layout.tables import AUDIT_ACCESS_LOG, AUDIT_DSR_REQUESTS
@@ -59,8 +60,8 @@ PARAMS = {
     doc_md=__doc__,
 )
 def voip_dsr() -> None:
-    @task(outlets=OUTLETS)
-    def handle_request(*, params=None, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=OUTLETS)
+    def handle_request(*, params=None, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_dsr
 
         assert params is not None

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from jobs.airflow_tasks import spark_task
 from lake_layout.config import load_settings
 from lake_layout.retention import may_purge
 from lake_layout.tables import ALL_TABLES, AUDIT_RETENTION_ACTIONS
@@ -57,8 +58,8 @@ def voip_retention() -> None:
         policy = load_policy()
         return {"source": policy.source, "tiers": {t.value: p.table_wide.days for t, p in policy.tiers.items()}}
 
-    @task(outlets=list(ASSETS.values()))
-    def enforce_retention(policy: dict[str, object], *, logical_date: datetime, dag_run=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    @spark_task(_SETTINGS, outlets=list(ASSETS.values()))
+    def enforce_retention(policy: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from jobs.runner import run_retention
 
         report = run_retention(as_of=logical_date.date(), dag_run_id=dag_run.run_id if dag_run else None)

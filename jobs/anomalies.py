@@ -13,8 +13,13 @@ Four detectors look at the calls of one UTC call date D against the `anomalies.h
   `max_session_kbps` (Opus over RTP needs ~100 kbps both ways), and a subscriber's day above `max_user_daily_mb`.
 * auth_correlation / no_recent_login, login_elsewhere: calls whose device has no successful login in the
   `auth_window_hours` before the call (plus a clock tolerance after), or only from other countries than the one
-  the call was made in. IP prefixes are not compared: mobile clients change address (and /24) between calls.
-  Skipped, not fired, when the auth log has no entry at all for the window (a feed outage must not page anyone).
+  the call was made in; and, when enabled (`auth_ipv4_range_bits` / `auth_ipv6_range_bits` > 0), new_ip_range:
+  calls that passed both but whose source IP range (bronze.call_events' src_ip_prefix of the call_start: silver
+  keeps no address; bronze keeps /24 and /48 prefixes, coarsened to the configured bits) is none of the ranges the
+  subscriber logged in from successfully in the window. Off by default: mobile clients change address, and /24,
+  between calls (carrier NAT pools, Wi-Fi <-> cellular), so alone it is a weak signal (low / medium, never
+  quarantining) for networks where addresses are stable. Skipped, not fired, when the auth log has no entry at
+  all for the window (a feed outage must not page anyone).
 * account_baseline / isolation_forest: per enterprise (B2B) account and hour, features of the calling behaviour
   (attempts, failure / premium / international / short-call shares, distinct callees and devices, attempts
   relative to the account's median at that hour of day); an IsolationForest (scikit-learn) trained on the
@@ -37,7 +42,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from lake_layout.config import SEVERITIES, AnomalySettings, Settings
-from lake_layout.tables import BRONZE_AUTH_EVENTS, GOLD_ANOMALIES, SECURITY_DEVICE_QUARANTINE, SILVER_CALLS
+from lake_layout.tables import (
+    BRONZE_AUTH_EVENTS, BRONZE_CALL_EVENTS, BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE, GOLD_ANOMALIES,
+    SECURITY_DEVICE_QUARANTINE, SILVER_CALLS,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -240,11 +248,101 @@ def consumption_anomalies(calls: "DataFrame", *, max_session_kbps: int, max_user
 
 # ----------------------------------------------------------------------------- authentication
 
-def auth_correlation(calls: "DataFrame", auth: "DataFrame", *, window: timedelta, tolerance: timedelta) -> "DataFrame":
+def ip_range(prefix: str | None, *, ipv4_bits: int, ipv6_bits: int) -> str | None:
+    """The network of `prefix` (an address or a prefix such as bronze's "198.51.100.0/24") at `ipv4_bits` /
+    `ipv6_bits`, e.g. "198.51.0.0/16"; None for no or an unparsable prefix, or when its family's bits are 0 (that
+    family is not compared). Bits finer than the prefix keep the prefix (bronze keeps no more than /24, /48)."""
+    import ipaddress
+
+    if not prefix:
+        return None
+    try:
+        net = ipaddress.ip_network(prefix, strict=False)
+    except ValueError:
+        return None
+    bits = ipv4_bits if net.version == 4 else ipv6_bits
+    if bits <= 0:
+        return None
+    return str(net.supernet(new_prefix=min(bits, net.prefixlen)))
+
+
+def call_source_prefixes(events: "DataFrame") -> "DataFrame":
+    """(call_id, src_ip_prefix) of each call's first call_start event (bronze.call_events rows): where silver's
+    calls came from, as bronze keeps it (/24, /48; silver keeps no address)."""
+    from pyspark.sql import functions as F
+
+    starts = events.where((F.col("event_type") == "call_start") & F.col("src_ip_prefix").isNotNull())
+    return starts.groupBy("call_id").agg(
+        F.min_by("src_ip_prefix", F.struct("event_ts_device", "event_id")).alias("src_ip_prefix"))
+
+
+def _ip_range_column(prefix: "Column", *, ipv4_bits: int, ipv6_bits: int) -> "Column":
+    """`ip_range` as an Arrow-vectorized pandas UDF (prefix parsing has no Spark SQL function)."""
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+
+    def to_range(prefixes: pd.Series) -> pd.Series:
+        return pd.Series([ip_range(p, ipv4_bits=ipv4_bits, ipv6_bits=ipv6_bits) for p in prefixes], dtype=object)
+
+    # Real types, not this module's postponed (string) annotations: pandas_udf infers its kind from them.
+    to_range.__annotations__ = {"prefixes": pd.Series, "return": pd.Series}
+    return pandas_udf(to_range, "string")(prefix)  # type: ignore[call-overload]
+
+
+def new_ip_range_findings(calls: "DataFrame", auth: "DataFrame", call_prefixes: "DataFrame", *, window: timedelta,
+                          tolerance: timedelta, ipv4_bits: int, ipv6_bits: int) -> "DataFrame":
+    """Findings (FINDING_COLUMNS, rule new_ip_range), one per device: its `calls` whose source range (`call_prefixes`
+    (call_id, src_ip_prefix) at `ipv4_bits` / `ipv6_bits`, see `ip_range`) is none of the ranges of the
+    subscriber's successful logins (any device) in [start - window, start + tolerance]. Calls without a known
+    range, or with no successful login of the subscriber in the window, are not judged here (no_recent_login's).
+    Score = such calls; low under 3 calls, else medium (a weak signal alone: never quarantines at the default
+    `quarantine_severity`). Evidence: the calls' ranges and the login ranges (sorted, at most 10 each)."""
+    from pyspark.sql import functions as F
+
+    ranged = (calls.where(F.col("started_at").isNotNull())
+              .select("call_id", "device_pseudonym", "subscriber_pseudonym", "account_id", "started_at", "ended_at")
+              .join(call_prefixes.select("call_id", "src_ip_prefix"), "call_id")
+              .withColumn("call_range", _ip_range_column(F.col("src_ip_prefix"), ipv4_bits=ipv4_bits, ipv6_bits=ipv6_bits))
+              .where(F.col("call_range").isNotNull()))
+    logins = (auth.where(F.col("outcome") == "success")
+              .select("subscriber_pseudonym", "auth_ts",
+                      _ip_range_column(F.col("ip_prefix"), ipv4_bits=ipv4_bits, ipv6_bits=ipv6_bits).alias("login_range")))
+    in_window = ((F.col("a.auth_ts") >= F.col("c.started_at") - F.lit(window))
+                 & (F.col("a.auth_ts") <= F.col("c.started_at") + F.lit(tolerance)))
+    per_call = (ranged.alias("c")
+                .join(logins.alias("a"), (F.col("c.subscriber_pseudonym") == F.col("a.subscriber_pseudonym")) & in_window)
+                .groupBy("c.call_id")
+                .agg(*[F.first(f"c.{c}").alias(c) for c in ("device_pseudonym", "subscriber_pseudonym", "account_id",
+                                                            "started_at", "ended_at", "call_range")],
+                     F.collect_set("a.login_range").alias("login_ranges")))
+    flagged = per_call.where(~F.array_contains(F.col("login_ranges"), F.col("call_range")))
+    devices = flagged.groupBy("device_pseudonym").agg(
+        F.first("subscriber_pseudonym").alias("subscriber_pseudonym"), F.first("account_id").alias("account_id"),
+        F.count("*").alias("calls"), F.min("started_at").alias("window_start"),
+        F.max(F.coalesce("ended_at", "started_at")).alias("window_end"),
+        F.slice(F.sort_array(F.collect_set("call_range")), 1, EVIDENCE_CALL_IDS).alias("call_ip_ranges"),
+        F.slice(F.sort_array(F.array_distinct(F.flatten(F.collect_list("login_ranges")))), 1, EVIDENCE_CALL_IDS)
+        .alias("login_ip_ranges"),
+        _call_ids().alias("call_ids"),
+    )
+    return devices.select(
+        F.lit("auth_correlation").alias("detector"), F.lit("new_ip_range").alias("rule"),
+        F.when(F.col("calls") >= 3, "medium").otherwise("low").alias("severity"),
+        F.col("calls").cast("double").alias("score"), F.lit(1.0).alias("threshold"), "account_id",
+        "subscriber_pseudonym", "device_pseudonym", "window_start", "window_end",
+        F.to_json(F.struct("calls", "call_ip_ranges", "login_ip_ranges",
+                           F.lit(f"/{ipv4_bits} IPv4, /{ipv6_bits} IPv6").alias("range_bits"), "call_ids"))
+        .alias("evidence"),
+    )
+
+
+def auth_correlation(calls: "DataFrame", auth: "DataFrame", *, window: timedelta, tolerance: timedelta,
+                     call_prefixes: "DataFrame | None" = None, ipv4_bits: int = 0, ipv6_bits: int = 0) -> "DataFrame":
     """Findings (FINDING_COLUMNS), one per device and rule: its calls with no successful login from the device in
     [start - window, start + tolerance] (no_recent_login), or only from other countries than the call's
     (login_elsewhere). `auth`: bronze.auth_events rows. Score = such calls; failed logins of the device in the
-    window are evidence (and make a no_recent_login critical)."""
+    window are evidence (and make a no_recent_login critical). With `call_prefixes` and ipv4_bits / ipv6_bits > 0,
+    also new_ip_range (`new_ip_range_findings`) for the calls neither rule flagged."""
     from pyspark.sql import functions as F
 
     started = calls.where(F.col("started_at").isNotNull()).select(
@@ -279,12 +377,18 @@ def auth_correlation(calls: "DataFrame", auth: "DataFrame", *, window: timedelta
     )
     severity = (F.when((F.col("rule") == "no_recent_login") & (F.col("failed_logins") > 0), "critical")
                 .when(F.col("calls") >= 3, "high").otherwise("medium"))
-    return devices.select(
+    found = devices.select(
         F.lit("auth_correlation").alias("detector"), "rule", severity.alias("severity"),
         F.col("calls").cast("double").alias("score"), F.lit(1.0).alias("threshold"), "account_id",
         "subscriber_pseudonym", "device_pseudonym", "window_start", "window_end",
         F.to_json(F.struct("calls", "failed_logins", "call_countries", "login_countries", "call_ids")).alias("evidence"),
     )
+    if call_prefixes is None or (ipv4_bits <= 0 and ipv6_bits <= 0):
+        return found
+    passed = per_call.where((F.col("logins") > 0) & (F.col("logins_here") > 0)).select("call_id")
+    return found.unionByName(new_ip_range_findings(
+        calls.join(passed, "call_id", "left_semi"), auth, call_prefixes, window=window, tolerance=tolerance,
+        ipv4_bits=ipv4_bits, ipv6_bits=ipv6_bits))
 
 
 # ----------------------------------------------------------------------------- enterprise baseline
@@ -374,6 +478,38 @@ def isolation_forest_findings(
 
 
 # ----------------------------------------------------------------------------- findings -> rows
+
+# ----------------------------------------------------------------------------- abuse at the door
+
+def door_findings(quarantine: "DataFrame", manifest: "DataFrame", *, day: date, high_objects: int) -> "DataFrame":
+    """Findings (FINDING_COLUMNS, detector door, rule suspected_spoofing), one per device: its uploads received on
+    `day` that bronze quarantined at the door (jobs.door: replayed_nonce, upload_rate_exceeded; `quarantine`:
+    bronze.quarantine, `manifest`: bronze.ingested_objects, which names the device). Severity high from
+    `high_objects` uploads on (score = uploads / high_objects), else medium."""
+    from pyspark.sql import functions as F
+
+    from jobs.door import DOOR_REASONS, REPLAYED_NONCE, UPLOAD_RATE_EXCEEDED
+
+    held = (quarantine.where((F.col("upload_date") == F.lit(day)) & (F.col("record_index") == -1)
+                             & F.col("reason").isin(*DOOR_REASONS)).select("object_key", "reason", "records")
+            .join(manifest.where(F.col("upload_date") == F.lit(day))
+                  .select("object_key", "device_pseudonym", "received_at"), on="object_key")
+            .where(F.col("device_pseudonym").isNotNull()))
+    per_device = held.groupBy("device_pseudonym").agg(
+        F.count("*").alias("uploads"), F.sum("records").alias("records"),
+        F.sum(F.when(F.col("reason") == REPLAYED_NONCE, 1).otherwise(0)).alias(REPLAYED_NONCE),
+        F.sum(F.when(F.col("reason") == UPLOAD_RATE_EXCEEDED, 1).otherwise(0)).alias(UPLOAD_RATE_EXCEEDED),
+        F.min("received_at").alias("window_start"), F.max("received_at").alias("window_end"))
+    score = F.col("uploads") / F.lit(float(high_objects))
+    return per_device.select(
+        F.lit("door").alias("detector"), F.lit("suspected_spoofing").alias("rule"),
+        F.when(F.col("uploads") >= F.lit(high_objects), "high").otherwise("medium").alias("severity"),
+        score.alias("score"), F.lit(1.0).alias("threshold"), F.lit(None).cast("string").alias("account_id"),
+        F.lit(None).cast("string").alias("subscriber_pseudonym"), "device_pseudonym", "window_start", "window_end",
+        F.to_json(F.struct("uploads", "records", REPLAYED_NONCE, UPLOAD_RATE_EXCEEDED,
+                           F.lit(high_objects).alias("spoofing_high_objects"))).alias("evidence"),
+    )
+
 
 def finding_schema() -> Any:
     from pyspark.sql import types as T
@@ -503,9 +639,11 @@ def covered_dates(calls_per_date: dict[date, int], *, min_share: float = 0.1) ->
 
 def detect(
     spark: "SparkSession", calls: "DataFrame", auth: "DataFrame | None", *, detection_date: date, config: AnomalySettings,
+    call_prefixes: "DataFrame | None" = None,
 ) -> tuple["DataFrame", dict[str, str]]:
     """All findings (FINDING_COLUMNS) for `detection_date` from `calls` (silver.calls rows of that date and of the
     history before it) and `auth` (bronze.auth_events, or None); plus the detectors skipped and why.
+    `call_prefixes`: (call_id, src_ip_prefix) of the calls (`call_source_prefixes`), for new_ip_range when enabled.
 
     The history is the `config.history_days` dates before `detection_date` that the calls cover (`covered_dates`).
     Collects only per-date counts and the enterprise account-hour features (accounts x hours) to the driver.
@@ -538,7 +676,9 @@ def detect(
         skipped["auth_correlation"] = "no authentication log covers the day"
     else:
         parts.append(auth_correlation(today, logins, window=window,
-                                      tolerance=timedelta(seconds=config.auth_tolerance_seconds)))
+                                      tolerance=timedelta(seconds=config.auth_tolerance_seconds),
+                                      call_prefixes=call_prefixes, ipv4_bits=config.auth_ipv4_range_bits,
+                                      ipv6_bits=config.auth_ipv6_range_bits))
     features = account_hour_features(today.unionByName(past)).toPandas()  # B2B accounts x hours: small
     is_today = features["hour"].dt.date == detection_date
     features_history, features_today = features[~is_today].reset_index(drop=True), features[is_today].reset_index(drop=True)
@@ -581,7 +721,21 @@ def run(spark: "SparkSession", ctx: AnomalyContext, *, key_id: str) -> AnomalyRe
              .where(F.col("call_date").between(F.lit(first), F.lit(day))).persist(StorageLevel.MEMORY_AND_DISK))
     auth = lake.read_table(spark, BRONZE_AUTH_EVENTS, settings).where(
         F.col("auth_date").between(F.lit(first), F.lit(day)))
-    findings, skipped = detect(spark, calls, auth, detection_date=day, config=config)
+    call_prefixes = None
+    if (config.auth_ipv4_range_bits > 0 or config.auth_ipv6_range_bits > 0) \
+            and lake.table_exists(spark, BRONZE_CALL_EVENTS, settings):
+        # D's calls' source prefixes; device clocks may put a call_start event a day off its corrected date
+        inputs[BRONZE_CALL_EVENTS.name] = lake.table_version(spark, BRONZE_CALL_EVENTS, settings)
+        call_prefixes = call_source_prefixes(lake.read_table(spark, BRONZE_CALL_EVENTS, settings).where(
+            F.col("event_date").between(F.lit(day - timedelta(days=1)), F.lit(day + timedelta(days=1)))))
+    findings, skipped = detect(spark, calls, auth, detection_date=day, config=config, call_prefixes=call_prefixes)
+    if lake.table_exists(spark, BRONZE_QUARANTINE, settings) and lake.table_exists(spark, BRONZE_INGESTED_OBJECTS, settings):
+        for spec in (BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS):
+            lake.ensure_table(spark, spec, settings)  # adds the door's registry columns to an older manifest
+            inputs[spec.name] = lake.table_version(spark, spec, settings)
+        findings = findings.unionByName(door_findings(
+            lake.read_table(spark, BRONZE_QUARANTINE, settings), lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings),
+            day=day, high_objects=settings.door.spoofing_high_objects))
     rows = to_anomaly_rows(findings, detection_date=day, run_id=ctx.run_id, detected_at=started).persist(
         StorageLevel.MEMORY_AND_DISK)
     lake.replace_partitions(spark, rows, GOLD_ANOMALIES, settings, where=f"detection_date = DATE'{day.isoformat()}'")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -162,7 +162,7 @@ def simulated_calls(days: Sequence[GeneratedDay], keys: KeyMaterial) -> "pd.Data
     calls["started_at"] = calls["event_ts"].dt.tz_convert("UTC").dt.tz_localize(None)
     calls["ended_at"] = pd.to_datetime(calls["ended_at"], utc=True).dt.tz_localize(None)
     calls["call_date"] = calls["started_at"].dt.date
-    out = calls[list(CALL_COLUMNS)].copy()
+    out = calls[[*CALL_COLUMNS, "src_ip_prefix"]].copy()  # + where the call came from (bronze's prefix)
     for column in ("duration_ms", "data_bytes"):
         out[column] = out[column].astype("Int64")
     return out
@@ -177,6 +177,12 @@ def calls_frame(spark: "SparkSession", calls: "pd.DataFrame") -> "DataFrame":
     fields = {f.name: f for f in SILVER_CALLS.spark_schema().fields}
     schema = T.StructType([T.StructField(c, fields[c].dataType, True) for c in CALL_COLUMNS])
     return spark.createDataFrame(calls[list(CALL_COLUMNS)], schema)
+
+
+def call_prefix_frame(spark: "SparkSession", calls: "pd.DataFrame") -> "DataFrame":
+    """(call_id, src_ip_prefix) of the simulated calls: what `jobs.anomalies.call_source_prefixes` gives from bronze."""
+    rows = [(c, p if isinstance(p, str) else None) for c, p in zip(calls["call_id"], calls["src_ip_prefix"])]
+    return spark.createDataFrame(rows, "call_id string, src_ip_prefix string")
 
 
 def auth_rows(spark: "SparkSession", days: Sequence[GeneratedDay], keys: KeyMaterial) -> "DataFrame":
@@ -203,17 +209,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=3000)
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--end", type=date.fromisoformat, default=date(2026, 11, 24))
+    p.add_argument("--ipv4-range-bits", type=int, default=None, help="what-if for anomalies.auth_ipv4_range_bits")
+    p.add_argument("--ipv6-range-bits", type=int, default=None, help="what-if for anomalies.auth_ipv6_range_bits")
     args = p.parse_args(argv)
     keys = new_key_material()
     settings = load_settings()
+    config = replace(settings.anomalies, **{k: v for k, v in (("auth_ipv4_range_bits", args.ipv4_range_bits),
+                                                               ("auth_ipv6_range_bits", args.ipv6_range_bits)) if v is not None})
     attacks = ScenarioPlan(irsf_bursts=2, compromised_accounts=2, telemetry_floods=2, call_floods=2)
     days = [generate_day(args.end - timedelta(days=i), events=args.events, seed=args.seed, keys=keys, prefix="uploads",
                          scenarios=attacks if i == 0 else ScenarioPlan())
             for i in range(args.days - 1, -1, -1)]
     spark = build_spark(settings, app_name="anomaly-eval")
-    calls = calls_frame(spark, simulated_calls(days, keys)).cache()
-    findings, skipped = detect(spark, calls, auth_rows(spark, days, keys), detection_date=args.end,
-                               config=settings.anomalies)
+    simulated = simulated_calls(days, keys)
+    calls = calls_frame(spark, simulated).cache()
+    findings, skipped = detect(spark, calls, auth_rows(spark, days, keys), detection_date=args.end, config=config,
+                               call_prefixes=call_prefix_frame(spark, simulated))
     rows = to_anomaly_rows(findings, detection_date=args.end, run_id="eval", detected_at=datetime.now(UTC)).toPandas()
     quality = evaluate(rows, label_records(days[-1].labels, keys))
     print(json.dumps({"skipped": skipped, "detectors": {k: v.as_dict() for k, v in quality.items()}}, indent=2))

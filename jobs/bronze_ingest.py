@@ -5,6 +5,9 @@ checksum, device signature), decoded, validated and pseudonymized in one Arrow-v
 (`decode_uploads`), so raw identifiers never leave the Python worker that decoded them:
 
 * IMEI is dropped; MSISDN, callee number and device id become keyed HMAC-SHA256 pseudonyms;
+* fields the central SDK configuration in force at receipt (lake_layout/sdk_config.toml) does not allow the
+  upload's platform and telemetry level are dropped and named in `dropped_fields` (jobs.telemetry_compliance
+  counts them per client build);
 * IPs are truncated to /24 (IPv4) or /48 (IPv6) and coordinates rounded to 2 decimals (~1 km); the
   originals survive only envelope-encrypted (jobs.envelope) in the restricted columns `ip_encrypted` and
   `location_encrypted`, under a fresh data key per run whose wrapped form goes to `security.data_keys`
@@ -28,20 +31,25 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from jobs.destinations import destination_class
 from jobs.envelope import DataKey, KeyProvider, encrypt_cell, register_data_key
 from jobs.keys import KeyMaterial
+from jobs.telemetry.attestation import AttestationPolicy, check_attestation
 from jobs.telemetry.codec import EVENT_TYPES, NETWORK_TYPES, DecodedUpload, Header, UploadRejected, decode_object
 from lake_layout.config import Settings
+from lake_layout.environments import PRODUCTION, TEST, NonProductionRegistry
 from lake_layout.landing import parse_landing_key, upload_date_prefix
+from lake_layout.sdk_config import SdkConfig
 from lake_layout.tables import (
     AUDIT_LINEAGE,
     BRONZE_CALL_EVENTS,
     BRONZE_INGESTED_OBJECTS,
     BRONZE_QUARANTINE,
     SECURITY_DATA_KEYS,
+    SECURITY_DEVICE_QUARANTINE,
 )
 
 if TYPE_CHECKING:
@@ -65,8 +73,28 @@ def pseudonymize(kind: str, value: str, key: bytes) -> str:
     return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+# Dotted-quad IPv4 exactly as ipaddress.IPv4Address accepts it (0-255, ASCII digits, no leading zeros). `make bench`
+# profile: ipaddress parsing each IP twice (validate, truncate) was ~40% of bronze's decode CPU; this is ~15x faster
+# and anything it does not match (IPv6, malformed) still goes through ipaddress.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def _is_ip(value: Any) -> bool:
+    if isinstance(value, str) and _IPV4.fullmatch(value):
+        return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def truncate_ip(ip: str) -> str:
     """Network prefix for analytics: /24 for IPv4, /48 for IPv6 (raises ValueError if not an IP)."""
+    quad = _IPV4.fullmatch(ip) if isinstance(ip, str) else None
+    if quad is not None:
+        return f"{quad[1]}.{quad[2]}.{quad[3]}.0/24"
     addr = ipaddress.ip_address(ip)
     prefix = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
@@ -107,11 +135,8 @@ def validate_event(event: dict[str, Any], header: Header) -> tuple[str, str] | N
     if callee is not None and (not isinstance(callee, str) or not E164.match(callee)):
         return "invalid_msisdn", "callee_msisdn is not E.164"
     for name in ("src_ip", "dst_ip"):
-        if event.get(name) is not None:
-            try:
-                ipaddress.ip_address(event[name])
-            except ValueError:
-                return "invalid_ip", f"{name} is not an IP address"
+        if event.get(name) is not None and not _is_ip(event[name]):
+            return "invalid_ip", f"{name} is not an IP address"
     if not isinstance(event["event_ms"], int) or not (0 < event["event_ms"] < 4102444800000):
         return "invalid_timestamp", "event_ms out of range"
     if event["event_type"] == "call_end":
@@ -129,6 +154,16 @@ def validate_event(event: dict[str, Any], header: Header) -> tuple[str, str] | N
     return None
 
 
+def disallowed_fields(event: dict[str, Any], header: Header, allowed: dict[str, frozenset[str]] | None) -> tuple[str, ...]:
+    """Fields the event carries that the SDK configuration in force does not allow its platform and telemetry
+    level (`allowed`: level -> allowed field names for the upload's platform; events without a level, schema 1,
+    are held to basic). Sorted; empty when `allowed` is None (no configuration in force)."""
+    if allowed is None:
+        return ()
+    level = event.get("telemetry_level") if event.get("telemetry_level") in allowed else "basic"
+    return tuple(sorted(k for k, v in event.items() if v is not None and k not in allowed[level]))
+
+
 def clock_offset_ms(header: Header, received_at_ms: int) -> int:
     """Server minus device clock: from the time-sync sample with the lowest RTT, else receive - send."""
     if header.time_sync:
@@ -140,10 +175,12 @@ def clock_offset_ms(header: Header, received_at_ms: int) -> int:
 # ----------------------------------------------------------------------------- the decode transform
 
 def decoded_schema() -> "StructType":
-    """Union of the three outputs' columns (all nullable) plus `row_kind`."""
+    """Union of the three outputs' columns (all nullable) plus `row_kind` and `environment` (production | test:
+    which lake the row is written to, lake_layout.environments)."""
     from pyspark.sql import types as T
 
-    fields: dict[str, T.StructField] = {"row_kind": T.StructField("row_kind", T.StringType(), False)}
+    fields: dict[str, T.StructField] = {"row_kind": T.StructField("row_kind", T.StringType(), False),
+                                        "environment": T.StructField("environment", T.StringType(), False)}
     for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS):
         for f in spec.spark_schema().fields:
             if f.name in fields:
@@ -178,29 +215,44 @@ class _Rows:
 
 def decode_object_rows(
     object_key: str, blob: bytes, *, keys: KeyMaterial, run_id: str, aead: Any, dek_id: str, now: datetime,
-    quarantined_devices: frozenset[str] = frozenset(),
+    quarantined_devices: frozenset[str] = frozenset(), sdk_config: SdkConfig | None = None,
+    attestation: AttestationPolicy | None = None, registry: NonProductionRegistry | None = None,
 ) -> Iterator[dict[str, Any]]:
     """All output rows for one landing object: events or quarantine rows, then one object row.
 
+    Every row carries the object's `environment`: test when `registry` finds a test build, device or tenant in it
+    (lake_layout.environments), else production; an object that cannot be decoded is judged on its header if it
+    has one.
+
+    With `sdk_config`, fields outside the allowed set of the configuration in force when the collector received
+    the object are dropped (nulled) from accepted events and named in their `dropped_fields`.
+
     An authentic upload of a device in `quarantined_devices` (device pseudonyms, security.device_quarantine) is
-    one object-level quarantine row, reason device_quarantined, accounting for all its records."""
+    one object-level quarantine row, reason device_quarantined, accounting for all its records. So is, with an
+    `attestation` policy, an authentic upload without a valid, fresh attestation verdict where the policy requires
+    one (reasons: jobs.telemetry.attestation.ATTESTATION_REASONS)."""
     parsed = parse_landing_key(object_key)
     upload_day = parsed.upload_date if parsed else now.date()
     received_ms = parsed.received_at_ms if parsed else int(now.timestamp() * 1000)
     sha = hashlib.sha256(blob).hexdigest()
     encoding = parsed.encoding if parsed else "unknown"
-    common_q = {"row_kind": ROW_QUARANTINE, "object_key": object_key, "upload_date": upload_day, "ingest_run_id": run_id}
+    common_q = {"row_kind": ROW_QUARANTINE, "object_key": object_key, "upload_date": upload_day, "ingest_run_id": run_id,
+                "environment": PRODUCTION}
 
     def device_key(device_id: str, key_id: str) -> bytes | None:
         return keys.device_key(device_id, key_id) if key_id in keys.device_master.keys else None
 
     accepted = quarantined = 0
+    door: dict[str, Any] = {"received_at": _ms_to_dt(received_ms)}  # the door's registry columns (jobs.door)
     try:
         if parsed is None:
             raise UploadRejected("unknown_object_key", "key does not follow the landing layout")
         upload: DecodedUpload = decode_object(object_key, blob, device_key)
     except UploadRejected as rejected:
         h = rejected.header
+        if h is not None and registry is not None:
+            common_q["environment"] = registry.environment(build_environment=h.build_environment, device_id=h.device_id,
+                                                          accounts=())[0]
         records = max(rejected.event_count, 1)
         quarantined = records
         yield {
@@ -210,19 +262,29 @@ def decode_object_rows(
         }
     else:
         header = upload.header
+        if registry is not None:
+            common_q["environment"] = registry.environment(
+                build_environment=header.build_environment, device_id=header.device_id,
+                accounts=(e.get("account_id") for e in upload.events))[0]
         psn_id = keys.pseudonym.active
         psn_key = keys.pseudonym.active_key
         device_psn = pseudonymize("device", header.device_id, psn_key)
         offset = clock_offset_ms(header, received_ms)
         held = device_psn in quarantined_devices
-        if held:
+        door.update(device_pseudonym=device_psn, batch_id=header.batch_id, platform=header.platform,
+                    schema_version=header.schema_version,
+                    attestation_nonce=header.attestation.nonce.hex() if header.attestation is not None else None)
+        allowed = _allowed_fields(sdk_config, header.platform, received_ms)
+        hold = (DEVICE_QUARANTINED, "device is in security.device_quarantine") if held else None
+        if hold is None and attestation is not None:
+            hold = check_attestation(header, received_ms=received_ms, policy=attestation)
+        if hold is not None:
             quarantined = max(len(upload.events), 1)
             yield {
-                **common_q, "record_index": -1, "reason": DEVICE_QUARANTINED,
-                "detail": "device is in security.device_quarantine", "records": quarantined,
+                **common_q, "record_index": -1, "reason": hold[0], "detail": hold[1][:500], "records": quarantined,
                 "platform": header.platform, "schema_version": header.schema_version, "batch_id": header.batch_id,
             }
-        for index, event in enumerate(() if held else upload.events):
+        for index, event in enumerate(() if hold is not None else upload.events):
             problem = validate_event(event, header)
             if problem is not None:
                 quarantined += 1
@@ -233,11 +295,14 @@ def decode_object_rows(
                 }
                 continue
             accepted += 1
+            dropped = disallowed_fields(event, header, allowed)
+            if dropped:
+                event = {k: None if k in dropped else v for k, v in event.items()}
             event_ts = _ms_to_dt(event["event_ms"])
             src, dst = event.get("src_ip"), event.get("dst_ip")
             callee = event.get("callee_msisdn")
             yield {
-                "row_kind": ROW_EVENT,
+                "row_kind": ROW_EVENT, "environment": common_q["environment"],
                 "event_id": event["event_id"], "call_id": event["call_id"], "event_type": event["event_type"],
                 "event_ts_device": event_ts, "event_date": event_ts.date(),
                 "platform": header.platform, "app_version": header.app_version, "schema_version": header.schema_version,
@@ -258,23 +323,36 @@ def decode_object_rows(
                 "telemetry_level": event.get("telemetry_level"), "diagnostics_opt_out": event.get("diagnostics_opt_out"),
                 "bytes_sent": event.get("bytes_sent"), "bytes_received": event.get("bytes_received"),
                 "mos": event.get("mos"), "jitter_ms": event.get("jitter_ms"),
+                "quality_samples": event.get("quality_samples"), "dropped_fields": ",".join(dropped) or None,
                 "batch_id": header.batch_id, "sent_at_device": _ms_to_dt(header.sent_at_ms),
                 "received_at": _ms_to_dt(received_ms), "clock_offset_ms": offset,
                 "object_key": object_key, "record_index": index, "ingest_run_id": run_id,
             }
     received = accepted + quarantined
     yield {
-        "row_kind": ROW_OBJECT, "object_key": object_key, "upload_date": upload_day, "size_bytes": len(blob),
+        "row_kind": ROW_OBJECT, "environment": common_q["environment"], "object_key": object_key, "upload_date": upload_day, "size_bytes": len(blob),
         "sha256": sha, "encoding": encoding,
         "status": "accepted" if quarantined == 0 else ("quarantined" if accepted == 0 else "partial"),
         "records_received": received, "records_accepted": accepted, "records_quarantined": quarantined,
-        "ingest_run_id": run_id, "ingested_at": now,
+        "ingest_run_id": run_id, "ingested_at": now, **door,
     }
+
+
+def _allowed_fields(config: SdkConfig | None, platform: str, received_ms: int) -> dict[str, frozenset[str]] | None:
+    """Telemetry level -> allowed fields of `platform` in the SDK configuration in force at `received_ms`."""
+    if config is None:
+        return None
+    try:
+        version = config.in_force(_ms_to_dt(received_ms))
+    except LookupError:  # received before the first central configuration: nothing to enforce
+        return None
+    return {level: frozenset(version.policy(platform, level).allowed_fields) for level in ("basic", "diagnostic")}
 
 
 def decode_uploads(
     objects: "DataFrame", *, keys: KeyMaterial, dek: DataKey, run_id: str, now: datetime,
-    quarantined_devices: frozenset[str] = frozenset(),
+    quarantined_devices: frozenset[str] = frozenset(), sdk_config: SdkConfig | None = None,
+    attestation: AttestationPolicy | None = None, registry: NonProductionRegistry | None = None,
 ) -> "DataFrame":
     """(object_key, content) -> decoded rows (see `decoded_schema`): events, quarantine rows, one object row each.
 
@@ -299,7 +377,8 @@ def decode_uploads(
             content_col = batch.column("content").to_pylist()
             for object_key, blob in zip(keys_col, content_col):
                 for row in decode_object_rows(object_key, blob, keys=keys, run_id=run_id, aead=aead, dek_id=dek.dek_id,
-                                              now=now, quarantined_devices=quarantined_devices):
+                                              now=now, quarantined_devices=quarantined_devices, sdk_config=sdk_config,
+                                              attestation=attestation, registry=registry):
                     rows.add(**row)
             yield pa.RecordBatch.from_pydict(rows.columns, schema=arrow_schema)
 
@@ -359,6 +438,13 @@ class IngestReport:
     table_versions: dict[str, int | None]
     table_locations: dict[str, str]
     seconds: float
+    # Uploads of test builds / tenants (lake_layout.environments): ingested into the test lake, counted apart from
+    # the production figures above.
+    objects_routed_to_test: int = 0
+    records_routed_to_test: int = 0
+    # Abuse at the door (jobs.door): device pseudonym -> uploads quarantined as replayed_nonce / upload_rate_exceeded,
+    # the 10 devices with most (production only).
+    suspected_spoofing_by_device: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True)
@@ -422,40 +508,75 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: 
     by_status: dict[str, int] = {}
     fresh = 0
     processed: list[tuple[str, str]] = []
+    quarantine_version: int | None = None
+    routed_objects = routed_records = 0
+    spoofing: dict[str, int] = {}
     if landing is not None:
+        test_settings = settings.test_lake()
         manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(F.col("upload_date") == F.lit(ctx.upload_date))
+        if lake.table_exists(spark, BRONZE_INGESTED_OBJECTS, test_settings):  # objects already routed to the test lake
+            manifest = manifest.select("object_key").unionByName(
+                lake.read_table(spark, BRONZE_INGESTED_OBJECTS, test_settings)
+                .where(F.col("upload_date") == F.lit(ctx.upload_date)).select("object_key"))
         todo = new_objects(landing, manifest)
         dek = DataKey.generate(ctx.upload_date)
         from jobs.anomalies import quarantined_devices
 
+        # Its version before the read: the lineage names the quarantine list the diversion was decided on.
+        quarantine_version = lake.table_version(spark, SECURITY_DEVICE_QUARANTINE, settings)
         held = quarantined_devices(spark, settings, now=started)  # diverted to bronze.quarantine until released
-        decoded = decode_uploads(todo, keys=keys, dek=dek, run_id=ctx.run_id, now=started,
-                                 quarantined_devices=held).persist(StorageLevel.MEMORY_AND_DISK)
-        objects = object_manifest(decoded)
-        totals = objects.agg(
+        from jobs.telemetry.codec import EVENT_FIELDS
+        from lake_layout.environments import load_registry
+        from lake_layout.sdk_config import load_sdk_config
+
+        decoded_raw = decode_uploads(todo, keys=keys, dek=dek, run_id=ctx.run_id, now=started, quarantined_devices=held,
+                                     sdk_config=load_sdk_config(known_fields=EVENT_FIELDS),
+                                     attestation=AttestationPolicy.from_settings(settings.attestation, keys),
+                                     registry=load_registry(Path(settings.environments.test_registry)),
+                                     ).persist(StorageLevel.MEMORY_AND_DISK)
+        # Abuse at the door (jobs.door): upload rate per device-hour and attestation nonce replay, across objects.
+        from jobs.door import apply_door, door_verdicts, spoofing_by_device
+
+        seen_nonces = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(
+            F.col("attestation_nonce").isNotNull()).select("device_pseudonym", "batch_id", "attestation_nonce")
+        verdicts = door_verdicts(object_manifest(decoded_raw), seen=seen_nonces,
+                                 max_per_hour=settings.door.max_batches_per_device_hour).persist(StorageLevel.MEMORY_AND_DISK)
+        spoofing = spoofing_by_device(verdicts.where(F.col("environment") == F.lit(PRODUCTION)))
+        decoded_all = apply_door(decoded_raw, verdicts).persist(StorageLevel.MEMORY_AND_DISK)
+        # Test builds' and test tenants' rows go to the test lake only: production tables never see them.
+        decoded = decoded_all.where(F.col("environment") == F.lit(PRODUCTION))
+        routed = decoded_all.where(F.col("environment") == F.lit(TEST))
+        totals_by_env = {r["environment"]: r for r in object_manifest(decoded_all).groupBy("environment").agg(
             F.count("*").alias("n"),
             F.coalesce(F.sum("records_received"), F.lit(0)).alias("received"),
             F.coalesce(F.sum("records_accepted"), F.lit(0)).alias("accepted"),
             F.coalesce(F.sum("records_quarantined"), F.lit(0)).alias("quarantined"),
-        ).first()
-        fresh = int(totals["n"])
+        ).collect()}
+        decoded_raw.unpersist()  # decoded_all is materialized by the totals above
+        verdicts.unpersist()
+        totals, routed_totals = totals_by_env.get(PRODUCTION), totals_by_env.get(TEST)
+        fresh = int(totals["n"]) if totals else 0
+        if routed_totals:
+            routed_objects, routed_records = int(routed_totals["n"]), int(routed_totals["received"])
+        if (fresh or routed_objects) and provider is None:
+            from jobs.envelope import provider_from_settings
+
+            provider = provider_from_settings(settings)
+        if routed_objects:
+            assert provider is not None
+            _write_bronze(spark, test_settings, routed, dek=dek, provider=provider, upload_date=ctx.upload_date,
+                          run_id=ctx.run_id)
         if fresh:
+            assert totals is not None and provider is not None
+            objects = object_manifest(decoded)
             counts = {"records_received": int(totals["received"]), "records_accepted": int(totals["accepted"]),
                       "records_quarantined": int(totals["quarantined"])}
             by_reason = {r["reason"]: int(r["n"]) for r in quarantine_records(decoded).groupBy("reason").agg(F.sum("records").alias("n")).collect()}
             by_status = {r["status"]: int(r["count"]) for r in objects.groupBy("status").count().collect()}
             processed = [(r["object_key"], r["sha256"]) for r in objects.select("object_key", "sha256").collect()]
-            if provider is None:
-                from jobs.envelope import provider_from_settings
-
-                provider = provider_from_settings(settings)
-            # The wrapped key first: no ciphertext is ever written without the key that decrypts it.
-            register_data_key(spark, settings, provider, dek, scope=f"{BRONZE_CALL_EVENTS.name} upload_date={ctx.upload_date}",
-                              run_id=ctx.run_id)
-            lake.merge_insert_new(spark, accepted_events(decoded), BRONZE_CALL_EVENTS, settings, prune_on="event_date")
-            lake.merge_insert_new(spark, quarantine_records(decoded), BRONZE_QUARANTINE, settings, prune_on="upload_date")
-            lake.merge_insert_new(spark, objects, BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
-        decoded.unpersist()
+            _write_bronze(spark, settings, decoded, dek=dek, provider=provider, upload_date=ctx.upload_date,
+                          run_id=ctx.run_id)
+        decoded_all.unpersist()
         landing.unpersist()
         # Chain each newly ingested object's SHA-256 (audit.landing_integrity); already chained ones are skipped.
         from jobs.landing_integrity import record_new_objects
@@ -467,22 +588,50 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: 
         upload_date=ctx.upload_date.isoformat(), objects_listed=listed, objects_new=fresh,
         quarantined_by_reason=dict(sorted(by_reason.items())), objects_by_status=dict(sorted(by_status.items())),
         table_versions=versions, table_locations={s.name: s.location(settings) for s in outputs},
-        seconds=round(time.monotonic() - t0, 1), **counts,
+        seconds=round(time.monotonic() - t0, 1), objects_routed_to_test=routed_objects,
+        records_routed_to_test=routed_records, suspected_spoofing_by_device=spoofing, **counts,
     )
     if fresh:
-        _record_lineage(spark, ctx, report, versions_before, started, processed)
+        _record_lineage(spark, ctx, report, versions_before, started, processed, quarantine_version=quarantine_version)
     return report
+
+
+def _write_bronze(spark: "SparkSession", settings: Settings, decoded: "DataFrame", *, dek: DataKey,
+                  provider: KeyProvider, upload_date: date, run_id: str) -> None:
+    """The decoded rows of one environment into that environment's lake (`settings`): the wrapped data key first
+    (no ciphertext is ever written without the key that decrypts it), then events, quarantine, manifest."""
+    from jobs import lake
+
+    for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, SECURITY_DATA_KEYS):
+        lake.ensure_table(spark, spec, settings)
+    register_data_key(spark, settings, provider, dek, scope=f"{BRONZE_CALL_EVENTS.name} upload_date={upload_date}",
+                      run_id=run_id)
+    lake.merge_insert_new(spark, accepted_events(decoded), BRONZE_CALL_EVENTS, settings, prune_on="event_date")
+    lake.merge_insert_new(spark, quarantine_records(decoded), BRONZE_QUARANTINE, settings, prune_on="upload_date")
+    lake.merge_insert_new(spark, object_manifest(decoded), BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
+
+
+def lineage_inputs(settings: Settings, upload_date: date, objects: list[tuple[str, str]], *,
+                   quarantine_version: int | None) -> tuple[Any, ...]:
+    """The run's lineage inputs: the landing objects it ingested and, when it existed, the version of
+    security.device_quarantine it read to divert held devices' uploads (a diverted upload's fate depends on it)."""
+    from jobs import lineage
+
+    inputs: list[Any] = [lineage.LandingInput(uri=landing_uri(settings, upload_date), objects=tuple(sorted(objects)))]
+    if quarantine_version is not None:
+        inputs.append(lineage.TableInput(table=SECURITY_DEVICE_QUARANTINE.name, version=quarantine_version))
+    return tuple(inputs)
 
 
 def _record_lineage(
     spark: "SparkSession", ctx: IngestContext, report: IngestReport, before: dict[str, int | None], started: datetime,
-    objects: list[tuple[str, str]],
+    objects: list[tuple[str, str]], *, quarantine_version: int | None,
 ) -> None:
     from jobs import lineage
 
     lineage.record_run(spark, ctx.settings, lineage.LineageRecord(
         run_id=ctx.run_id, job="bronze_ingest", dag_id=ctx.dag_id, dag_run_id=ctx.dag_run_id, logical_date=ctx.upload_date,
-        inputs=(lineage.LandingInput(uri=landing_uri(ctx.settings, ctx.upload_date), objects=tuple(sorted(objects))),),
+        inputs=lineage_inputs(ctx.settings, ctx.upload_date, objects, quarantine_version=quarantine_version),
         outputs=tuple(lineage.TableOutput(table=name, version_before=before.get(name), version_after=v)
                       for name, v in report.table_versions.items()),
         metrics={

@@ -4,13 +4,16 @@
     voiplake ingest --date 2026-11-24            # the bronze job directly, without Airflow
     voiplake publish-stats --date 2026-11-24      # differentially private public statistics (budget ledger)
     voiplake demo --date 2026-11-24               # object store + generate + Airflow DAG + summary
+    voiplake bench --date 2026-11-24 --events 1000000 [--scale [--scale-sizes 1000000,3000000,10000000]]   # jobs.bench
     voiplake summary --date 2026-11-24
     voiplake privacy-audit --date 2026-11-24 [--targets 200] [--known-calls 3]   # exit 3 when a published table fails
     voiplake query "SELECT platform, count(*) FROM bronze.call_events GROUP BY 1" [--format csv|json] [--role R] [--as USER]
     voiplake audit verify                          # access log + landing integrity chains, objects re-hashed (exit 5 on a problem)
     voiplake tables
     voiplake retention run --as-of 2027-06-01 [--dry-run]   # purge expired data per lake_layout/retention_policy.toml
+    voiplake schema check [--new jobs/telemetry/schemas/v3.proto]   # compatible with every in-field version (exit 1 if not)
     voiplake report lineage --out DIR [--from 2026-11-01 --to 2026-11-30]   # auditors' HTML report (lineage graph, audit records)
+    voiplake dashboard --out DIR [--from 2026-11-01 --to 2026-11-30] [--role noc_operator]   # static HTML: usage + anomaly plots, filters
     voiplake capacity --date 2026-11-24                # SIP trunk busy hour, peak calls, Erlang B channels
     voiplake extract cost-allocation --period 2026-11 --out costs.csv   # finance: costs by account (.parquet too)
     voiplake support-triggers --date 2026-11-24        # quota / quality triggers, delivered to the file or webhook sink
@@ -65,14 +68,14 @@ def _date(value: str) -> date:
 # ----------------------------------------------------------------------------- generate
 
 def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int, faults: bool,
-                        scenarios: bool = False) -> dict[str, Any]:
+                        scenarios: bool = False, noncompliant: bool = False) -> dict[str, Any]:
     """Generate a day of uploads and put them into the landing zone; returns a summary.
 
     `scenarios`: add labelled attack scenarios and the day's auth log (landing), and write the labels, pseudonymized,
     to build/scenarios/labels-<date>.json (ground truth for measuring detection; detectors never read it)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from jobs.generate_telemetry import FaultPlan, ScenarioPlan, generate_day
+    from jobs.generate_telemetry import FaultPlan, NonCompliancePlan, ScenarioPlan, generate_day
     from jobs.keys import load_key_material
     from jobs.objectstore import ensure_bucket, s3_client
 
@@ -83,6 +86,8 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
         faults=FaultPlan.default(max(1, events // 40)) if faults else None,
         scenarios=ScenarioPlan(irsf_bursts=1, compromised_accounts=2, telemetry_floods=1, call_floods=1)
         if scenarios else None,
+        # one client per breach of the central SDK configuration (gold.telemetry_compliance finds them)
+        noncompliance=NonCompliancePlan(1, 1, 1, 1, 1) if noncompliant else None,
     )
     gen_seconds = time.monotonic() - t0
     client = s3_client(settings.object_store)
@@ -116,6 +121,7 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
         "landing": f"s3://{settings.landing.bucket}/{settings.landing.prefix}/",
         "directory_export": f"s3://{settings.landing.bucket}/{generated.directory_key}",
         "consent_changes": len(generated.consent_changes), **extra,
+        "noncompliant_clients": {label.kind: label.app_version for label in generated.noncompliant},
         "generate_seconds": round(gen_seconds, 1), "upload_seconds": round(time.monotonic() - t1, 1),
     }
 
@@ -644,37 +650,6 @@ def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool)
             started_here.stop()
 
 
-# ----------------------------------------------------------------------------- bench
-
-def bench(settings: Settings, day: date, *, events: int, seed: int) -> dict[str, Any]:
-    """Bronze job throughput on a fresh lake: generate the day, ingest it directly (no Airflow), report events/s."""
-    import shutil
-
-    from infra.objectstore import S3ProxyServer, _port_open
-    from jobs.runner import run_bronze_ingest
-
-    bench_lake = PROJECT_ROOT / "build" / "bench-lake"
-    shutil.rmtree(bench_lake, ignore_errors=True)
-    bench_settings = settings.with_lake_root(str(bench_lake))
-    started_here = None if _port_open(settings.object_store.port) else S3ProxyServer(settings.object_store).start()
-    try:
-        gen = generate_to_landing(bench_settings, day, events=events, seed=seed, faults=True)
-        t0 = time.monotonic()
-        report = run_bronze_ingest(upload_date=day, settings=bench_settings)
-        seconds = time.monotonic() - t0
-    finally:
-        if started_here is not None:
-            started_here.stop()
-    result = {
-        "events_generated": gen["events"], "objects": gen["objects"], "generate_seconds": gen["generate_seconds"],
-        "upload_seconds": gen["upload_seconds"], "bronze_seconds_including_spark_start": round(seconds, 1),
-        "bronze_seconds_job": report["seconds"], "records_received": report["records_received"],
-        "events_per_second_job": round(report["records_received"] / report["seconds"]) if report["seconds"] else None,
-    }
-    print(json.dumps(result, indent=2))
-    return result
-
-
 # ----------------------------------------------------------------------------- privacy audit
 
 def privacy_audit_command(settings: Settings, day: date, *, targets: int | None, known_calls: int | None) -> int:
@@ -906,6 +881,52 @@ def report_lineage_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def report_telemetry_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake report telemetry`: the telemetry overhead report (jobs.telemetry_report) from bronze; exit 2 on a
+    bad period or a role that may not read bronze (the refusal is recorded in audit.access_log)."""
+    from jobs import lineage_report, telemetry_report
+    from jobs.spark import build_spark
+    from lake_layout.tables import BRONZE_CALL_EVENTS, BRONZE_INGESTED_OBJECTS
+
+    default_start, default_end = lineage_report.default_period(args.date_to or datetime.now(timezone.utc).date())
+    start, end = args.date_from or default_start, args.date_to or default_end
+    if start > end:
+        print(f"report refused: --from {start} is after --to {end}", file=sys.stderr)
+        return 2
+    tables = [BRONZE_CALL_EVENTS.name, BRONZE_INGESTED_OBJECTS.name]
+    statement = f"voiplake report telemetry --out {args.out} --from {start} --to {end} --role {args.role}"
+    if not export_allowed(settings, user=args.as_user, role=args.role, statement=statement, tables=tables):
+        return 2
+    paths = telemetry_report.render(build_spark(settings, app_name="voiplake report telemetry"), settings, args.out,
+                                    date_from=start, date_to=end)
+    record_export(settings, user=args.as_user, role=args.role, statement=statement, tables=tables, columns=[],
+                  rows=None, allowed=True, reason=None)
+    print(paths["report"])
+    return 0
+
+
+def dashboard_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`voiplake dashboard`: write the static HTML dashboard (jobs.dashboard), print its path; exit 2 on a bad
+    period or a role that may not read the gold tables (the refusal is recorded in audit.access_log)."""
+    from jobs import dashboard, lineage_report
+    from jobs.spark import build_spark
+    from lake_layout.tables import GOLD_ANOMALIES, GOLD_HOURLY_GEO_USAGE
+
+    default_start, default_end = lineage_report.default_period(args.date_to or datetime.now(timezone.utc).date())
+    start, end = args.date_from or default_start, args.date_to or default_end
+    if start > end:
+        print(f"dashboard refused: --from {start} is after --to {end}", file=sys.stderr)
+        return 2
+    statement = f"voiplake dashboard --out {args.out} --from {start} --to {end} --role {args.role}"
+    if not export_allowed(settings, user=args.as_user, role=args.role, statement=statement,
+                          tables=[GOLD_HOURLY_GEO_USAGE.name, GOLD_ANOMALIES.name]):
+        return 2
+    path = dashboard.render(build_spark(settings, app_name="voiplake dashboard"), settings, out=args.out, start=start,
+                            end=end, role=args.role, user=args.as_user)
+    print(path)
+    return 0
+
+
 def _export_identity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", default=None,
                    help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
@@ -964,6 +985,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--faults", action="store_true", help="inject corrupt, truncated, tampered, wrong-schema objects and bad records")
     p.add_argument("--scenarios", action="store_true",
                    help="add labelled attack scenarios and the auth log (labels: build/scenarios/labels-<date>.json)")
+    p.add_argument("--noncompliant", action="store_true",
+                   help="add one client per breach of the SDK configuration (lake_layout/sdk_config.toml)")
 
     p = sub.add_parser("ingest", help="run the bronze job for one upload date (without Airflow)")
     p.add_argument("--date", type=_date, required=True)
@@ -979,10 +1002,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-faults", action="store_true")
 
-    p = sub.add_parser("bench", help="bronze job throughput on a fresh lake for one generated day")
+    p = sub.add_parser("bench", help="the daily pipeline stage by stage vs the I/O floor on a fresh lake (jobs.bench)")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--scale", action="store_true", help="the scaling curve: one fresh run per size of --scale-sizes")
+    p.add_argument("--scale-sizes", default="1000000,3000000", help="comma-separated event counts (add 10000000: optional, long)")
 
     p = sub.add_parser("summary", help="what the lake holds for one upload date")
     p.add_argument("--date", type=_date, required=True)
@@ -1084,6 +1109,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--to", dest="date_to", type=_date, default=None, help="last day of the period, inclusive (default: today UTC)")
     p.add_argument("--as", dest="as_user", default=None,
                    help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
+    p = report_sub.add_parser("telemetry", help="HTML: telemetry overhead per platform, app version and network class "
+                                                "(bytes per call, batches per day, deferred uploads, late arrivals)")
+    p.add_argument("--out", type=Path, required=True, help="directory; the report is <out>/index.html")
+    p.add_argument("--from", dest="date_from", type=_date, default=None, help="first upload date (default: 29 days before --to)")
+    p.add_argument("--to", dest="date_to", type=_date, default=None, help="last upload date, inclusive (default: today UTC)")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", "data_engineer"),
+                   help="acting role; it must read bronze.call_events and bronze.ingested_objects")
+    p.add_argument("--as", dest="as_user", default=None,
+                   help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
+    p = sub.add_parser("dashboard", help="static HTML dashboard: usage and anomaly plots with region, device type, "
+                                         "platform and carrier filters (jobs.dashboard)")
+    p.add_argument("--out", type=Path, required=True, help="directory; the dashboard is <out>/index.html")
+    p.add_argument("--from", dest="date_from", type=_date, default=None, help="first call date (default: 29 days before --to)")
+    p.add_argument("--to", dest="date_to", type=_date, default=None, help="last call date, inclusive (default: today UTC)")
+    p.add_argument("--role", default=os.environ.get("VOIPLAKE_ROLE", "noc_operator"),
+                   help="acting role; it must read gold.hourly_geo_usage and gold.anomalies (lake_layout/access_policy.toml)")
+    p.add_argument("--as", dest="as_user", default=None,
+                   help="acting user recorded in audit.access_log (default: $VOIPLAKE_USER, else $USER)")
     p = sub.add_parser("lineage", help="the upstream graph of a table, down to the landing objects")
     p.add_argument("table")
     p.add_argument("--version", type=int, default=None, help="a Delta version of the table (default: its newest recorded)")
@@ -1148,14 +1191,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--by", default=os.environ.get("VOIPLAKE_USER") or os.environ.get("USER") or "unknown",
                    help="who releases it (default: $VOIPLAKE_USER, else $USER)")
 
+    p = sub.add_parser("sdk-config", help="the central SDK configuration (lake_layout/sdk_config.toml)")
+    sdk_sub = p.add_subparsers(dest="sdk_config_command", required=True)
+    p = sdk_sub.add_parser("publish", help="write every version and the latest pointer to the landing bucket")
+    p.add_argument("--at", type=datetime.fromisoformat, default=None,
+                   help="latest = the version in force at this ISO time with zone (default: now)")
+
+    p = sub.add_parser("schema", help="upload schema versions (jobs/telemetry/schemas): compatibility check")
+    schema_sub = p.add_subparsers(dest="schema_command", required=True)
+    p = schema_sub.add_parser("check", help="a new .proto (--new) or the repository's versions against every in-field "
+                                            "version: exit 1 when incompatible, 2 when the check cannot run")
+    p.add_argument("--new", metavar="PATH", help="candidate .proto of the next version (default: check the repository)")
+
     args = parser.parse_args(argv)
+    if args.command == "schema":
+        from jobs.telemetry.schema_compat import schema_check_command
+
+        return schema_check_command(args.new)
     settings = load_settings()
 
     if args.command == "generate":
         summary = generate_to_landing(
             settings, args.date, events=args.events or settings.generator.events,
             seed=settings.generator.seed if args.seed is None else args.seed, faults=args.faults,
-            scenarios=args.scenarios,
+            scenarios=args.scenarios, noncompliant=args.noncompliant,
         )
         print(json.dumps(summary, indent=2))
         return 0
@@ -1164,9 +1223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
              seed=settings.generator.seed if args.seed is None else args.seed, faults=not args.no_faults)
         return 0
     if args.command == "bench":
-        bench(settings, args.date, events=args.events or settings.generator.events,
-              seed=settings.generator.seed if args.seed is None else args.seed)
-        return 0
+        from jobs.bench import bench_command
+
+        result = bench_command(settings, args.date, events=args.events or 1_000_000,
+                               seed=settings.generator.seed if args.seed is None else args.seed, scale=args.scale,
+                               scale_sizes=[int(n) for n in args.scale_sizes.split(",") if n.strip()])
+        return 1 if result.get("failed_stage") else 0
     if args.command == "ingest":
         from jobs.runner import run_bronze_ingest
 
@@ -1239,8 +1301,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return quarantine_command(settings, args)
     if args.command == "api":
         return api_command(settings, args)
+    if args.command == "dashboard":
+        return dashboard_command(settings, args)
     if args.command == "report" and args.report_kind == "lineage":
         return report_lineage_command(settings, args)
+    if args.command == "report" and args.report_kind == "telemetry":
+        return report_telemetry_command(settings, args)
+    if args.command == "sdk-config":
+        from jobs.sdk_config_publish import publish
+        from jobs.telemetry.codec import EVENT_FIELDS
+        from lake_layout.sdk_config import load_sdk_config
+
+        at = args.at or datetime.now(timezone.utc)
+        print(json.dumps(publish(settings, load_sdk_config(known_fields=EVENT_FIELDS), at=at).to_dict(), indent=2))
+        return 0
 
     from jobs.spark import build_spark
 

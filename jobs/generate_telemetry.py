@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 from jobs.keys import KeyMaterial
 from jobs.telemetry import upload_pb2 as pb
-from jobs.telemetry.codec import Header, encode_json, encode_protobuf
+from jobs.telemetry.codec import Attestation, Header, encode_json, encode_protobuf, payload_bytes
 from lake_layout.landing import AUTH_PREFIX, DIRECTORY_PREFIX, auth_log_key, directory_export_key, landing_object_key
 
 DAY_MS = 86_400_000
@@ -284,6 +284,8 @@ class LandingObject:
     is_retry: bool = False  # a second upload of an earlier batch: same batch_id and body, later received_at
     time_fault_indexes: tuple[int, ...] = ()  # positions of valid events with an impossible time
     time_fault_reasons: tuple[str, ...] = ()  # parallel: "future_timestamp" | "before_account_creation"
+    attestation_fault: str | None = None  # AttestationPlan: one of ATTESTATION_FAULTS (bronze quarantines the object)
+    door_fault: str | None = None  # AttestationPlan: "replayed_nonce" | "burst" (jobs.door)
 
 
 @dataclass(frozen=True)
@@ -414,6 +416,7 @@ class GeneratedDay:
     auth_key: str = ""  # the day's authentication log (landing bucket); "" when the plan asked for none
     auth_body: bytes = b""  # gzip JSON Lines, one login attempt per line (see `auth_log`)
     labels: tuple[ScenarioLabel, ...] = ()  # ground truth of the injected attack scenarios (never for detectors)
+    noncompliant: tuple[NonComplianceLabel, ...] = ()  # ground truth of NonCompliancePlan's clients
 
     @property
     def events_total(self) -> int:
@@ -634,6 +637,10 @@ class _Batch:
     fault: str | None = None
     bad: list[tuple[int, str]] = field(default_factory=list)
     time_faults: list[tuple[int, str]] = field(default_factory=list)  # (event index, silver reason)
+    storm_received_ms: list[int] = field(default_factory=list)  # NonCompliancePlan.over_cap: further re-uploads
+    attestation: Attestation | None = None  # AttestationPlan: the service's verdict the (schema 3) client attaches
+    attestation_fault: str | None = None  # one of ATTESTATION_FAULTS
+    door_fault: str | None = None  # AttestationPlan.replayed_nonce / burst_uploads: "replayed_nonce" | "burst"
 
 
 class _DeviceDay:
@@ -1050,11 +1057,304 @@ def _inject_time_faults(
         batch.time_faults.sort()
 
 
+# ----------------------------------------------------------------------------- non-compliant clients
+
+NONCOMPLIANCE_KINDS = ("disallowed_fields", "fast_sampling", "tracking_on_2g", "uploads_during_calls", "over_cap")
+
+
+@dataclass(frozen=True)
+class NonCompliancePlan:
+    """Clients that break the central SDK configuration (lake_layout/sdk_config.toml); `generate_day` adds none by
+    default. Each count is a number of distinct devices (fault-free, at least one upload that day):
+
+    * disallowed_fields: a basic-level build sends mos and jitter_ms on its call ends (diagnostic-only fields);
+    * fast_sampling: a diagnostic build samples call quality every second (quality_samples = duration in s),
+      on a network that is not constrained;
+    * tracking_on_2g: a diagnostic build keeps its normal sampling interval on 2G calls of >= 10 s instead of the
+      constrained (slower) one;
+    * uploads_during_calls: a build uploads a batch half-way through a call (the call's end follows in a batch of
+      its own right after the call);
+    * over_cap: a build ignores the collector's acks and re-uploads every batch until its day's uploads exceed the
+      daily background-upload byte cap (a retry storm: same batch ids and bytes, later receive times).
+
+    Draws from a random stream of its own, so the day's other uploads are unchanged; each device is recorded as a
+    `NonComplianceLabel`.
+    """
+
+    disallowed_fields: int = 0
+    fast_sampling: int = 0
+    tracking_on_2g: int = 0
+    uploads_during_calls: int = 0
+    over_cap: int = 0
+
+    def __post_init__(self) -> None:
+        for name in NONCOMPLIANCE_KINDS:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"NonCompliancePlan.{name} must be a non-negative integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class NonComplianceLabel:
+    kind: str  # one of NONCOMPLIANCE_KINDS
+    device_id: str  # raw device id, as generated
+    platform: str
+    app_version: str
+    events: int  # events (disallowed_fields, sampling kinds), uploads (uploads_during_calls) or bytes (over_cap)
+
+
+def _call_ends(batches: list[_Batch], predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    return [e for b in batches for e in b.events if e.get("event_type") == "call_end" and predicate(e)]
+
+
+def _apply_noncompliance(
+    plan: NonCompliancePlan, batches: list[_Batch], day: date, seed: int, keys: KeyMaterial
+) -> tuple[NonComplianceLabel, ...]:
+    """Make `plan`'s devices break the SDK configuration in force at the start of `day`; mutates `batches` (the
+    chosen devices' events, and for uploads_during_calls their batch list) before encoding."""
+    from lake_layout.sdk_config import load_sdk_config
+
+    config = load_sdk_config().in_force(datetime(day.year, day.month, day.day, tzinfo=UTC))
+    rng = random.Random(f"voiplake-noncompliance:{seed}:{day.isoformat()}")
+    by_device: dict[str, list[_Batch]] = {}
+    for batch in batches:
+        by_device.setdefault(batch.device.device_id, []).append(batch)
+    clean = sorted(d for d, bs in by_device.items() if all(b.fault is None and not b.bad and not b.time_faults for b in bs))
+    taken: set[str] = set()
+    labels: list[NonComplianceLabel] = []
+
+    def pick(kind: str, n: int, eligible: Callable[[list[_Batch]], bool], *, heaviest: bool = False) -> list[list[_Batch]]:
+        candidates = [d for d in clean if d not in taken and eligible(by_device[d])]
+        if len(candidates) < n:
+            raise ValueError(f"NonCompliancePlan.{kind} asks for {n} devices but only {len(candidates)} qualify; "
+                             "lower the plan or generate more events")
+        if heaviest:  # the busiest devices: fewest re-uploads needed to pass the cap
+            candidates.sort(key=lambda d: (-sum(len(b.events) for b in by_device[d]), d))
+        chosen = candidates[:n] if heaviest else rng.sample(candidates, n)
+        taken.update(chosen)
+        return [by_device[d] for d in chosen]
+
+    def label(kind: str, device_batches: list[_Batch], count: int) -> None:
+        device = device_batches[0].device
+        labels.append(NonComplianceLabel(kind, device.device_id, device.platform, device.app_version, count))
+
+    def basic_end(e: dict[str, Any]) -> bool:
+        return e.get("telemetry_level") == "basic"
+
+    for device_batches in pick("disallowed_fields", plan.disallowed_fields, lambda bs: bool(_call_ends(bs, basic_end))):
+        ends = _call_ends(device_batches, basic_end)
+        for e in ends:
+            e["mos"] = round(rng.uniform(3.0, 4.4), 2)
+            e["jitter_ms"] = rng.randint(5, 60)
+        label("disallowed_fields", device_batches, len(ends))
+
+    def diagnostic_end(network: Callable[[str], bool]) -> Callable[[dict[str, Any]], bool]:
+        return lambda e: e.get("mos") is not None and network(e["network_type"]) and e["duration_ms"] >= 10_000
+
+    for kind, n, network, interval_s in (
+        ("fast_sampling", plan.fast_sampling, lambda net: net != "2g", 1),
+        ("tracking_on_2g", plan.tracking_on_2g, lambda net: net == "2g", None),
+    ):
+        wanted = diagnostic_end(network)
+        for device_batches in pick(kind, n, lambda bs, w=wanted: bool(_call_ends(bs, w))):
+            ends = _call_ends(device_batches, wanted)
+            policy = config.policy(device_batches[0].device.platform, "diagnostic")
+            step_ms = 1000 * (interval_s or policy.quality_sample_interval_seconds)
+            for e in ends:
+                e["quality_samples"] = max(2, e["duration_ms"] // step_ms)
+            label(kind, device_batches, len(ends))
+
+    day_start = _day_start_ms(day)
+
+    def splittable(batch: _Batch) -> dict[str, Any] | None:
+        """The batch's last event if it ends a call of today lasting >= 10 s whose start is in the same batch and
+        whose last third no other event of the batch falls in (so an upload fits inside the call)."""
+        last = batch.events[-1]
+        if last["event_type"] != "call_end" or last["duration_ms"] < 10_000 or len(batch.events) < 3:
+            return None
+        if last["event_ms"] - batch.device.clock_skew_ms - last["duration_ms"] < day_start:  # offline-buffered day
+            return None
+        if batch.events[-2]["event_ms"] >= last["event_ms"] - last["duration_ms"] // 3:
+            return None
+        return last if any(e["call_id"] == last["call_id"] for e in batch.events[:-1]) else None
+
+    for device_batches in pick("uploads_during_calls", plan.uploads_during_calls,
+                               lambda bs: any(b.retry_received_ms is None and splittable(b) for b in bs)):
+        batch = next(b for b in device_batches if b.retry_received_ms is None and splittable(b))
+        device = batch.device
+        end = batch.events.pop()
+        end_true = end["event_ms"] - device.clock_skew_ms
+        earlier_true = batch.events[-1]["event_ms"] - device.clock_skew_ms
+        start_true = next(e for e in batch.events if e["call_id"] == end["call_id"])["event_ms"] - device.clock_skew_ms
+        # Mid-call: after the call started (and after the batch's other events), well before it ends.
+        batch.send_ms = max(earlier_true + 1, start_true + (end_true - start_true) // 3)
+        batch.received_ms = batch.send_ms + rng.randint(50, 2_000)
+        batch.time_sync = _time_sync(rng, batch.send_ms, device.clock_skew_ms)
+        send_ms = end_true + rng.randint(500, 5_000)
+        tail = _Batch(device=device, events=[end], batch_id=_uuid4(rng), send_ms=send_ms,
+                      received_ms=send_ms + rng.randint(50, 2_000), time_sync=_time_sync(rng, send_ms, device.clock_skew_ms))
+        batches.insert(batches.index(batch) + 1, tail)
+        label("uploads_during_calls", device_batches, 1)
+
+    day_end = _day_start_ms(day) + DAY_MS
+    key_id = keys.device_master.active
+    for device_batches in pick("over_cap", plan.over_cap, lambda bs: all(b.received_ms < day_end - 120_000 for b in bs),
+                               heaviest=True):
+        device = device_batches[0].device
+        encode: Callable[..., bytes] = encode_json if device.platform == "web" else encode_protobuf
+        device_key = keys.device_key(device.device_id, key_id)
+        sizes = []
+        for b in device_batches:
+            header = Header(batch_id=b.batch_id, device_id=device.device_id, platform=device.platform,
+                            app_version=device.app_version, schema_version=device.schema_version,
+                            sent_at_ms=b.send_ms + device.clock_skew_ms, payload_sha256=b"", event_count=len(b.events),
+                            time_sync=b.time_sync)
+            sizes.append(len(encode(header, b.events, device_key=device_key, key_id=key_id)))
+        cap = max(config.policy(device.platform, level).daily_background_upload_bytes for level in ("basic", "diagnostic"))
+        rounds = cap // sum(sizes) + 1  # re-uploads of every batch that take the day past the cap
+        for b in device_batches:
+            gap = max(1, (day_end - 2 - b.received_ms) // (rounds + 1))
+            b.storm_received_ms = [b.received_ms + gap * (i + 1) for i in range(rounds)]
+        label("over_cap", device_batches, sum(sizes) * (rounds + 1) + sum(
+            size for b, size in zip(device_batches, sizes) if b.retry_received_ms is not None))
+    return tuple(labels)
+
+
+# ----------------------------------------------------------------------------- attested clients
+
+# Batches with a bad verdict, and the quarantine reason bronze must give each (jobs.telemetry.attestation).
+EXPECTED_ATTESTATION_REASONS = {
+    "missing": "attestation_missing",  # an attested build that sent no verdict
+    "forged": "attestation_bad_signature",  # a verdict not signed by the attestation service
+    "stale": "attestation_stale",  # a verdict issued days before the upload (replayed from an old request)
+    "failed_integrity": "attestation_failed_integrity",  # a rooted / emulated device: FAILS_INTEGRITY
+    "wrong_device": "attestation_wrong_device",  # a verdict lifted from another device
+}
+ATTESTATION_FAULTS = tuple(EXPECTED_ATTESTATION_REASONS)
+ATTESTED_APP_VERSIONS = {"ios": "6.1.0", "android": "6.1.0", "web": "2026.1"}  # the builds that send schema 3
+ATTESTED_SCHEMA_VERSION = 3
+STALE_VERDICT_DAYS = (2, 5)
+
+
+@dataclass(frozen=True)
+class AttestationPlan:
+    """Attested clients (schema 3); `generate_day` has none by default (no device then sends schema 3).
+
+    Every device that would send schema 2 runs the attested build instead (ATTESTED_APP_VERSIONS): before each
+    upload it gets a verdict (MEETS_DEVICE_INTEGRITY, issued 1-60 s before the send, a fresh 16-byte nonce, bound
+    to the batch payload) from the simulated attestation service (jobs.telemetry.attestation) and sends it in the
+    header; schema 1 devices stay legacy clients without one. The counts are batches given a bad verdict (see
+    EXPECTED_ATTESTATION_REASONS), chosen among attested batches that are otherwise clean and uploaded once.
+    Draws from a random stream of its own: the events and batches of the day are the same with or without it.
+
+    Abuse at the door (jobs.door), from a further stream of its own (0: the output is as without these fields):
+    `replayed_nonce` clean attested batches get a valid verdict that reuses the nonce of an earlier clean batch of
+    the same device (bronze: replayed_nonce); `burst_uploads` re-uploads of one clean attested batch within its
+    receive hour (same body: counted against door.max_batches_per_device_hour, not replays). Their objects carry
+    `door_fault` "replayed_nonce" / "burst".
+    """
+
+    missing: int = 0
+    forged: int = 0
+    stale: int = 0
+    failed_integrity: int = 0
+    wrong_device: int = 0
+    replayed_nonce: int = 0
+    burst_uploads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in (*ATTESTATION_FAULTS, "replayed_nonce", "burst_uploads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"AttestationPlan.{name} must be a non-negative integer, got {value!r}")
+
+
+def _apply_attestation(plan: AttestationPlan, batches: list[_Batch], day: date, seed: int, keys: KeyMaterial) -> None:
+    """Upgrade schema 2 devices to the attested build and attach each batch's verdict (bad ones per `plan`)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from jobs.telemetry.attestation import AttestationService
+
+    rng = random.Random(f"voiplake-attestation:{seed}:{day.isoformat()}")
+    service = AttestationService.from_keys(keys)
+    upgraded: dict[str, Device] = {}
+    for batch in batches:
+        device = batch.device
+        if device.schema_version == 2:
+            if device.device_id not in upgraded:
+                upgraded[device.device_id] = replace(device, schema_version=ATTESTED_SCHEMA_VERSION,
+                                                     app_version=ATTESTED_APP_VERSIONS[device.platform])
+            batch.device = upgraded[device.device_id]
+    attested = [b for b in batches if b.device.schema_version == ATTESTED_SCHEMA_VERSION]
+    clean = [b for b in attested if b.fault is None and b.retry_received_ms is None and not b.storm_received_ms
+             and not b.bad and not b.time_faults]
+    wanted = [kind for kind in ATTESTATION_FAULTS for _ in range(getattr(plan, kind))]
+    if len(wanted) > len(clean):
+        raise ValueError(f"AttestationPlan asks for {len(wanted)} bad verdicts but only {len(clean)} attested batches "
+                         "are clean single uploads; lower the plan or generate more events")
+    for batch, kind in zip(rng.sample(clean, len(wanted)), wanted):
+        batch.attestation_fault = kind
+    others = sorted({b.device.device_id for b in attested})
+    for batch in attested:
+        fault = batch.attestation_fault
+        if fault == "missing":
+            continue
+        encoding = "json" if batch.device.platform == "web" else "protobuf"
+        issued = batch.send_ms - rng.randint(1_000, 60_000)
+        if fault == "stale":
+            issued -= rng.randint(*STALE_VERDICT_DAYS) * DAY_MS
+        device_id = batch.device.device_id
+        if fault == "wrong_device":
+            device_id = next((d for d in others if d != device_id), f"{device_id}-other")
+        signer = service
+        if fault == "forged":  # a self-made key claiming the service's key id
+            signer = AttestationService(service.key_id, Ed25519PrivateKey.from_private_bytes(rng.randbytes(32)))
+        batch.attestation = signer.issue(
+            device_id=device_id, nonce=rng.randbytes(16),
+            verdict="FAILS_INTEGRITY" if fault == "failed_integrity" else "MEETS_DEVICE_INTEGRITY",
+            issued_at_ms=issued, payload=payload_bytes(batch.events, encoding=encoding),
+        )
+    if plan.replayed_nonce or plan.burst_uploads:
+        _apply_door_abuse(plan, [b for b in clean if b.attestation_fault is None], day, seed, service)
+
+
+def _apply_door_abuse(plan: AttestationPlan, clean: list[_Batch], day: date, seed: int, service: Any) -> None:
+    """AttestationPlan.replayed_nonce / burst_uploads on `clean` (attested, good verdict, uploaded once)."""
+    rng = random.Random(f"voiplake-door:{seed}:{day.isoformat()}")
+    by_device: dict[str, list[_Batch]] = {}
+    for b in sorted(clean, key=lambda b: (b.received_ms, b.batch_id)):
+        by_device.setdefault(b.device.device_id, []).append(b)
+    pairs = [(bs[i - 1], bs[i]) for bs in by_device.values() for i in range(1, len(bs), 2)]
+    if plan.replayed_nonce > len(pairs):
+        raise ValueError(f"AttestationPlan asks for {plan.replayed_nonce} replayed nonces but only {len(pairs)} devices' "
+                         "clean batch pairs exist; lower the plan or generate more events")
+    used: set[str] = set()
+    for first, later in rng.sample(pairs, plan.replayed_nonce):
+        att = later.attestation
+        assert att is not None and first.attestation is not None
+        encoding = "json" if later.device.platform == "web" else "protobuf"
+        later.attestation = service.issue(device_id=att.device_id, nonce=first.attestation.nonce, verdict=att.verdict,
+                                          issued_at_ms=att.issued_at_ms,
+                                          payload=payload_bytes(later.events, encoding=encoding))
+        later.door_fault = "replayed_nonce"
+        used.update((first.batch_id, later.batch_id))
+    if plan.burst_uploads:
+        candidates = [b for b in clean if b.batch_id not in used]
+        if not candidates:
+            raise ValueError("AttestationPlan.burst_uploads needs a clean attested batch")
+        batch = rng.choice(sorted(candidates, key=lambda b: b.batch_id))
+        hour_end = (batch.received_ms // 3_600_000 + 1) * 3_600_000
+        gap = max(1, (hour_end - 1 - batch.received_ms) // (plan.burst_uploads + 1))
+        batch.storm_received_ms = [batch.received_ms + gap * (i + 1) for i in range(plan.burst_uploads)]
+        batch.door_fault = "burst"
+
+
 # ----------------------------------------------------------------------------- the day
 
 def generate_day(
     day: date, *, events: int, seed: int, keys: KeyMaterial, prefix: str, faults: FaultPlan | None = None,
     directory_prefix: str = DIRECTORY_PREFIX, scenarios: ScenarioPlan | None = None, auth_prefix: str = AUTH_PREFIX,
+    noncompliance: NonCompliancePlan | None = None, attestation: AttestationPlan | None = None,
 ) -> GeneratedDay:
     """One day of landing objects received on `day` (UTC), deterministic for (day, events, seed, keys).
 
@@ -1075,6 +1375,12 @@ def generate_day(
     * with `scenarios`: their attack calls as further valid uploads, one `labels` entry per scenario, and (if
       `scenarios.auth_logs`) the login log at `auth_key` = `auth_log_key(day, prefix=auth_prefix)`. Without
       `scenarios` (the default) the day is exactly what it was before scenarios existed (no auth log, no labels).
+    * with `noncompliance`: that many devices per kind break the central SDK configuration in force on `day`
+      (lake_layout/sdk_config.toml), each recorded in `noncompliant`; without it no client reports quality_samples
+      and the day is byte-identical to what it was before the plan existed.
+    * with `attestation`: schema 2 devices send schema 3 with an attestation verdict (AttestationPlan), and the
+      objects of `attestation_fault` batches are quarantined for EXPECTED_ATTESTATION_REASONS[fault]; without it
+      no object carries a verdict.
     Raises ValueError for a non-positive `events` or a fault plan larger than the generated day.
     """
     if not isinstance(events, int) or events < 1:
@@ -1138,6 +1444,11 @@ def generate_day(
             logged_in = batches + [b for b in attack_batches if b.batch_id not in intruders]
             auth_body = auth_log(_logins(population, day, seed, logged_in) + attack_logins)
         batches = batches + attack_batches
+    noncompliant: tuple[NonComplianceLabel, ...] = ()
+    if noncompliance is not None:  # a stream of its own, applied last: the rest of the day is unchanged
+        noncompliant = _apply_noncompliance(noncompliance, batches, day, seed, keys)
+    if attestation is not None:  # a stream of its own, after every change to the events it signs over
+        _apply_attestation(attestation, batches, day, seed, keys)
 
     objects: list[LandingObject] = []
     device_keys: dict[str, bytes] = {}
@@ -1154,7 +1465,7 @@ def generate_day(
             app_version=device.app_version,
             schema_version=UNSUPPORTED_SCHEMA_VERSION if unsupported else device.schema_version,
             sent_at_ms=batch.send_ms + device.clock_skew_ms, payload_sha256=b"", event_count=len(batch.events),
-            time_sync=batch.time_sync,
+            time_sync=batch.time_sync, attestation=batch.attestation,
         )
         body = encode(header, batch.events, device_key=device_keys[device.device_id], key_id=key_id)
         if batch.fault == "corrupt":
@@ -1167,7 +1478,8 @@ def generate_day(
             body = _crash_report(rng, batch, encoding)
         bad_indexes = tuple(i for i, _ in batch.bad)
         bad_reasons = tuple(r for _, r in batch.bad)
-        for received_ms, is_retry in ((batch.received_ms, False), (batch.retry_received_ms, True)):
+        receipts = ((batch.received_ms, False), (batch.retry_received_ms, True), *((t, True) for t in batch.storm_received_ms))
+        for received_ms, is_retry in receipts:
             if received_ms is None:
                 continue
             objects.append(LandingObject(
@@ -1175,14 +1487,15 @@ def generate_day(
                 body=body, fault=batch.fault, event_count=len(batch.events), bad_record_indexes=bad_indexes,
                 bad_record_reasons=bad_reasons, is_retry=is_retry,
                 time_fault_indexes=tuple(i for i, _ in batch.time_faults),
-                time_fault_reasons=tuple(r for _, r in batch.time_faults),
+                time_fault_reasons=tuple(r for _, r in batch.time_faults), attestation_fault=batch.attestation_fault,
+                door_fault=batch.door_fault,
             ))
     objects.sort(key=lambda o: o.key)
     return GeneratedDay(
         day=day, objects=objects, population=population,
         directory_key=directory_export_key(day, prefix=directory_prefix),
         directory_body=directory_export(population, changes), consent_changes=changes,
-        auth_key=auth_key, auth_body=auth_body, labels=labels,
+        auth_key=auth_key, auth_body=auth_body, labels=labels, noncompliant=noncompliant,
     )
 
 
@@ -1507,6 +1820,7 @@ def auth_log(logins: list[dict[str, Any]]) -> bytes:
 __all__ = [
     "APP_VERSIONS", "BAD_RECORD_REASONS", "EXPECTED_REJECTION_REASONS", "FAULT_KINDS", "MARKETS", "TIME_FAULT_REASONS",
     "SCENARIO_KINDS", "Account", "ConsentChange", "Device", "FaultPlan", "GeneratedDay", "LandingObject", "Population",
-    "ScenarioLabel", "ScenarioPlan", "Subscriber", "auth_log", "build_population", "directory_export", "generate_day",
+    "ScenarioLabel", "ScenarioPlan", "Subscriber", "auth_log", "NONCOMPLIANCE_KINDS", "NonComplianceLabel",
+    "NonCompliancePlan", "build_population", "directory_export", "generate_day",
     "luhn_check_digit", "luhn_valid",
 ]

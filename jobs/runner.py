@@ -67,6 +67,24 @@ def run_bronze_ingest(
     return _save("bronze_ingest", upload_date, dict(bronze_ingest.run(spark, ctx, keys).__dict__))
 
 
+def run_telemetry_compliance(
+    *, upload_date: date, settings: Settings | None = None, dag_id: str | None = None, dag_run_id: str | None = None
+) -> dict[str, Any]:
+    """Telemetry-contract compliance of one upload date (gold.telemetry_compliance) against the central SDK
+    configuration (lake_layout/sdk_config.toml) in force when each upload was received."""
+    from jobs import telemetry_compliance
+    from jobs.telemetry.codec import EVENT_FIELDS
+    from lake_layout.sdk_config import load_sdk_config
+
+    settings = settings or load_settings()
+    upload_date = _plain(upload_date)
+    ctx = telemetry_compliance.ComplianceContext(
+        settings=settings, upload_date=upload_date, sdk_config=load_sdk_config(known_fields=EVENT_FIELDS),
+        dag_id=dag_id, dag_run_id=dag_run_id, **_run_id("telemetry_compliance", upload_date, dag_run_id))
+    report = telemetry_compliance.run(_spark(settings, f"telemetry_compliance {upload_date}"), ctx)
+    return _save("telemetry_compliance", upload_date, dict(report.__dict__))
+
+
 def run_silver_calls(
     *, upload_date: date, settings: Settings | None = None, dag_id: str | None = None, dag_run_id: str | None = None
 ) -> dict[str, Any]:

@@ -70,51 +70,60 @@ def s3a_options(settings: Settings) -> dict[str, str]:
     }
 
 
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Every Spark setting the lake needs for `settings` (Delta, s3a, the jar cache, sizes), master excluded.
+
+    Plain strings and no pyspark import: `build_spark` applies them, and a DAG in `spark.dag_tasks = "pyspark"`
+    mode hands them to @task.pyspark, whose session takes its master from an Airflow connection instead."""
+    conf = {
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.executor.memory": settings.spark.executor_memory,
+        "spark.executor.cores": str(settings.spark.executor_cores),
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # Delta rebuilds a table's snapshot state in this many partitions (default 50): on a small machine and
+        # small tables those tasks dominate every read and write (2.5x slower measured); follow the shuffle width.
+        "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
+        # VACUUM lists a table's files in a job of this many tasks (Spark's default: 10,000, whatever the
+        # table's size): on this machine 60 s for a 7-file table, 8 s at 4 (/tmp/vacbench.py, loaded machine).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark.shuffle_partitions),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.warehouse.dir": str(Path(settings.spark.ivy_dir).parent / "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={Path(settings.spark.ivy_dir).parent}",
+    }
+    if settings.spark.max_cores > 0:
+        conf["spark.cores.max"] = str(settings.spark.max_cores)
+    conf.update({f"spark.hadoop.{key}": value for key, value in s3a_options(settings).items()})
+    cached = _cached_jars(settings)
+    if cached is not None:
+        conf["spark.jars"] = ",".join(cached)
+    else:
+        conf.update({"spark.jars.packages": ",".join(PACKAGES), "spark.jars.excludes": ",".join(EXCLUDES),
+                     "spark.jars.ivy": settings.spark.ivy_dir})
+    return conf
+
+
 def build_spark(settings: Settings, app_name: str = "voiplake") -> "SparkSession":
-    """A SparkSession with Delta Lake and s3a configured for `settings`."""
-    # Python workers must run the same interpreter (and so the same venv) as the driver.
+    """A SparkSession with Delta Lake and s3a configured for `settings` (an existing session is reused)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .master(settings.spark.master)
-        .config("spark.driver.memory", settings.spark.driver_memory)
-        .config("spark.executor.memory", settings.spark.executor_memory)
-        .config("spark.executor.cores", str(settings.spark.executor_cores))
-        .config("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
-        # Delta rebuilds a table's snapshot state in this many partitions (default 50): on a small machine and
-        # small tables those tasks dominate every read and write (2.5x slower measured); follow the shuffle width.
-        .config("spark.databricks.delta.snapshotPartitions", str(settings.spark.shuffle_partitions))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.warehouse.dir", str(Path(settings.spark.ivy_dir).parent / "spark-warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={Path(settings.spark.ivy_dir).parent}")
-    )
-    if settings.spark.max_cores > 0:
-        builder = builder.config("spark.cores.max", str(settings.spark.max_cores))
-    for key, value in s3a_options(settings).items():
-        builder = builder.config(f"spark.hadoop.{key}", value)
-    cached = _cached_jars(settings)
-    if cached is not None:
-        builder = builder.config("spark.jars", ",".join(cached))
-    else:
-        builder = (
-            builder.config("spark.jars.packages", ",".join(PACKAGES))
-            .config("spark.jars.excludes", ",".join(EXCLUDES))
-            .config("spark.jars.ivy", settings.spark.ivy_dir)
-        )
+    conf = spark_conf(settings)
+    cached = "spark.jars" in conf
+    builder = SparkSession.builder.appName(app_name).master(settings.spark.master)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    if cached is None:
+    if not cached:
         jars = [j.removeprefix("file:") for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
         if jars:
             _resolved_record(settings).write_text(json.dumps({"packages": list(PACKAGES), "jars": jars}, indent=1))

@@ -64,6 +64,9 @@ class KeySettings:
     file: str
 
 
+DAG_TASK_MODES = ("in_process", "pyspark")
+
+
 @dataclass(frozen=True)
 class SparkSettings:
     master: str  # local[N], or spark://host:7077 for a standalone cluster (jobs run unchanged on either)
@@ -73,6 +76,15 @@ class SparkSettings:
     executor_memory: str  # per executor on a cluster (ignored by local[N], where the driver executes)
     executor_cores: int  # cores per executor on a cluster
     max_cores: int  # cores the application takes from a standalone cluster in all (0: what the cluster offers)
+    # How the DAGs' Spark tasks get their session: "in_process" (a plain @task; the session comes from `master`)
+    # or "pyspark" (@task.pyspark of the Airflow Spark provider: the session comes from Airflow connection
+    # `airflow_conn_id`, i.e. the cluster Airflow is configured for, with the lake's configuration on top).
+    dag_tasks: str
+    airflow_conn_id: str
+
+    def __post_init__(self) -> None:
+        if self.dag_tasks not in DAG_TASK_MODES:
+            raise SettingsError(f"spark.dag_tasks: expected one of {DAG_TASK_MODES}, got {self.dag_tasks!r}")
 
 
 @dataclass(frozen=True)
@@ -413,6 +425,8 @@ class AnomalySettings:
     max_user_daily_mb: int
     auth_window_hours: int
     auth_tolerance_seconds: int
+    auth_ipv4_range_bits: int  # new_ip_range compares IPv4 sources at this prefix length (0: not compared), <= 24
+    auth_ipv6_range_bits: int  # ... and IPv6 sources (0: not compared), <= 48: bronze keeps /24 and /48 only
     iforest_quantile: Decimal
     iforest_min_attempts: int
     iforest_min_history_hours: int
@@ -431,6 +445,10 @@ class AnomalySettings:
                 raise SettingsError(f"anomalies.{name} must be >= 1, got {getattr(self, name)}")
         if self.auth_tolerance_seconds < 0:
             raise SettingsError(f"anomalies.auth_tolerance_seconds must be >= 0, got {self.auth_tolerance_seconds}")
+        for name, finest in (("auth_ipv4_range_bits", 24), ("auth_ipv6_range_bits", 48)):
+            if not 0 <= getattr(self, name) <= finest:
+                raise SettingsError(f"anomalies.{name} must be 0 (off) .. {finest} (bronze keeps /24 and /48 "
+                                    f"prefixes), got {getattr(self, name)}")
         for name in ("spike_sensitivity", "spike_min_scale"):
             value = getattr(self, name)
             if not value.is_finite() or value <= 0:
@@ -444,6 +462,77 @@ class AnomalySettings:
             raise SettingsError(f"anomalies.syslog_protocol must be one of {list(SYSLOG_PROTOCOLS)}, got {self.syslog_protocol!r}")
         if not 0 < self.syslog_port < 65536:
             raise SettingsError(f"anomalies.syslog_port must be a port 1-65535, got {self.syslog_port}")
+
+
+ATTESTATION_VERDICTS = ("MEETS_STRONG_INTEGRITY", "MEETS_DEVICE_INTEGRITY", "MEETS_BASIC_INTEGRITY", "FAILS_INTEGRITY")
+
+
+@dataclass(frozen=True)
+class AttestationSettings:
+    """Device attestation at bronze (jobs.telemetry.attestation): which batches need the attestation service's verdict.
+
+    Batches of schema version `required_from_schema_version` or newer must carry a verdict signed by the (simulated)
+    attestation service for their own device and payload, issued at most `max_age_seconds` before the collector
+    received the batch (and at most `max_future_seconds` after: clock tolerance), with one of `accepted_verdicts`
+    (comma-separated); anything else is quarantined with the reason. Older clients predate attestation: their batches
+    are ingested without a verdict (a verdict they do carry is checked all the same). Set it to 1 to require a
+    verdict from every client once the old versions are retired.
+    """
+
+    required_from_schema_version: int
+    max_age_seconds: int
+    max_future_seconds: int
+    accepted_verdicts: str
+
+    def __post_init__(self) -> None:
+        if self.required_from_schema_version < 1:
+            raise SettingsError(f"attestation.required_from_schema_version must be >= 1, got {self.required_from_schema_version}")
+        if self.max_age_seconds < 1:
+            raise SettingsError(f"attestation.max_age_seconds must be >= 1, got {self.max_age_seconds}")
+        if self.max_future_seconds < 0:
+            raise SettingsError(f"attestation.max_future_seconds must be >= 0, got {self.max_future_seconds}")
+        unknown = set(self.verdicts) - set(ATTESTATION_VERDICTS)
+        if not self.verdicts or unknown:
+            raise SettingsError(f"attestation.accepted_verdicts must name some of {list(ATTESTATION_VERDICTS)}, "
+                                f"got {self.accepted_verdicts!r}")
+
+    @property
+    def verdicts(self) -> frozenset[str]:
+        return frozenset(v.strip() for v in self.accepted_verdicts.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class DoorSettings:
+    """Abuse at the door (jobs.door, bronze_ingest): per device, authentic uploads received beyond
+    `max_batches_per_device_hour` within one receive hour, and uploads whose attestation nonce the device already
+    used for another batch, are quarantined as suspected spoofing (reasons upload_rate_exceeded, replayed_nonce).
+    jobs.anomalies turns a device's suspected-spoofing uploads of a day into a finding, of severity high (so
+    quarantining at the default anomalies.quarantine_severity) from `spoofing_high_objects` uploads on."""
+
+    max_batches_per_device_hour: int
+    spoofing_high_objects: int
+
+    def __post_init__(self) -> None:
+        for name in ("max_batches_per_device_hour", "spoofing_high_objects"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"door.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    """Production and test data never mix (lake_layout/environments.py, bronze_ingest).
+
+    Uploads from test builds (BatchHeader.build_environment = "test") or from the test tenants and test devices
+    of `test_registry` (a TOML file: accounts = [...], devices = [...]) are ingested into the same tables under
+    `test_lake_root` instead of lake.root: no production table, and so no job reading them, ever sees them.
+    """
+
+    test_lake_root: str
+    test_registry: str
+
+    def __post_init__(self) -> None:
+        if not self.test_lake_root:
+            raise SettingsError("environments.test_lake_root must not be empty")
 
 
 @dataclass(frozen=True)
@@ -468,9 +557,18 @@ class Settings:
     crm_api: CrmApiSettings
     forensics: ForensicsSettings
     anomalies: AnomalySettings
+    attestation: AttestationSettings
+    environments: EnvironmentSettings
+    door: DoorSettings
 
     def with_lake_root(self, root: str) -> "Settings":
         return replace(self, lake=LakeSettings(root=root))
+
+    def test_lake(self) -> "Settings":
+        """These settings with the test environment's lake root: where test builds' and test tenants' data goes."""
+        if self.environments.test_lake_root == self.lake.root:
+            raise SettingsError("environments.test_lake_root must differ from lake.root")
+        return self.with_lake_root(self.environments.test_lake_root)
 
 
 _SECTIONS: dict[str, type] = {
@@ -494,13 +592,17 @@ _SECTIONS: dict[str, type] = {
     "crm_api": CrmApiSettings,
     "forensics": ForensicsSettings,
     "anomalies": AnomalySettings,
+    "attestation": AttestationSettings,
+    "environments": EnvironmentSettings,
+    "door": DoorSettings,
 }
 # Keys holding local paths: resolved against the project root when relative.
 _PATH_KEYS = {("lake", "root"), ("object_store", "data_dir"), ("keys", "file"), ("spark", "ivy_dir"),
               ("lineage", "openlineage_file"), ("quality", "data_docs_dir"), ("privacy_audit", "report_dir"),
               ("finance", "costs_dir"), ("billing", "catalogue"), ("quotas", "file_path"),
               ("crm_api", "resellers_file"), ("crm_api", "tokens_file"),
-              ("forensics", "signing_key"), ("forensics", "bundles_dir"), ("anomalies", "siem_dir")}
+              ("forensics", "signing_key"), ("forensics", "bundles_dir"), ("anomalies", "siem_dir"),
+              ("environments", "test_lake_root"), ("environments", "test_registry")}
 
 
 def _resolve_path(value: str) -> str:

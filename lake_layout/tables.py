@@ -71,6 +71,8 @@ BRONZE_CALL_EVENTS = TableSpec(
         Column("bytes_received", "long", C.INTERNAL, "Media bytes received (schema 2, call_end)", plane=Plane.MEDIA, plane_reason=_MEDIA),
         Column("mos", "double", C.INTERNAL, "Diagnostic: estimated mean opinion score", plane=Plane.MEDIA, plane_reason=_MEDIA),
         Column("jitter_ms", "int", C.INTERNAL, "Diagnostic: jitter", plane=Plane.MEDIA, plane_reason=_MEDIA),
+        Column("quality_samples", "int", C.INTERNAL, "Diagnostic (call_end): times the SDK sampled mos / jitter during the call, if the build reports it"),
+        Column("dropped_fields", "string", C.INTERNAL, "Comma-separated names of fields the client sent outside the allowed set of the SDK configuration in force (lake_layout/sdk_config.toml): bronze dropped their values; null when none"),
         Column("batch_id", "string", C.INTERNAL, "Upload batch id (same across retried uploads)", nullable=False),
         Column("sent_at_device", "timestamp", C.INTERNAL, "Batch send time on the device clock", nullable=False),
         Column("received_at", "timestamp", C.INTERNAL, "Collector receive time (UTC)", nullable=False),
@@ -125,6 +127,11 @@ BRONZE_INGESTED_OBJECTS = TableSpec(
         Column("records_quarantined", "long", C.INTERNAL, "Records written to bronze.quarantine", nullable=False),
         Column("ingest_run_id", "string", C.INTERNAL, "Run that processed it", nullable=False),
         Column("ingested_at", "timestamp", C.INTERNAL, "When", nullable=False),
+        # The door's registry (jobs.door): a nonce seen here for the device is never accepted again for another batch.
+        Column("device_pseudonym", "string", C.PSEUDONYMOUS, "Device that signed the upload (null if not authentic)"),
+        Column("batch_id", "string", C.INTERNAL, "Batch id of an authentic upload"),
+        Column("attestation_nonce", "string", C.INTERNAL, "Hex nonce of the upload's attestation verdict, if any"),
+        Column("received_at", "timestamp", C.INTERNAL, "Collector receive time (from the landing key)"),
     ),
 )
 
@@ -896,7 +903,8 @@ GOLD_ANOMALIES = TableSpec(
         "Security and fraud anomalies of one detection date (jobs.anomalies, [anomalies] in infra/voiplake.toml): "
         "call-attempt spikes per account and destination class against a robust hour-of-week baseline, media "
         "volume above the per-session / per-user thresholds, calls without a recent successful login from the "
-        "device (or from a country it did not log in from), and enterprise account-hours an isolation forest "
+        "device (or from a country it did not log in from; optionally from an IP range the subscriber did not log in "
+        "from), and enterprise account-hours an isolation forest "
         "trained on history finds unusual. One row per finding with its score, the threshold it crossed, the "
         "severity and the evidence; subjects only as account ids and pseudonyms."
     ),
@@ -907,7 +915,7 @@ GOLD_ANOMALIES = TableSpec(
     columns=(
         Column("anomaly_id", "string", C.INTERNAL, "SHA-256 of detector|rule|subject|window_start: stable across reruns", nullable=False),
         Column("detection_date", "date", C.INTERNAL, "UTC call date examined; partition column", nullable=False),
-        Column("detector", "string", C.INTERNAL, "attempt_spike | consumption | auth_correlation | account_baseline", nullable=False),
+        Column("detector", "string", C.INTERNAL, "attempt_spike | consumption | auth_correlation | account_baseline | door", nullable=False),
         Column("rule", "string", C.INTERNAL, "Rule or model that fired, e.g. robust_z_hour_of_week, session_kbps, no_recent_login, isolation_forest", nullable=False),
         Column("severity", "string", C.INTERNAL, "low | medium | high | critical", nullable=False),
         Column("score", "double", C.INTERNAL, "Detector score (robust z, ratio to threshold, calls, or anomaly score)", nullable=False),
@@ -949,6 +957,43 @@ SECURITY_DEVICE_QUARANTINE = TableSpec(
     ),
 )
 
+GOLD_TELEMETRY_COMPLIANCE = TableSpec(
+    name="gold.telemetry_compliance",
+    description=(
+        "Daily telemetry-contract compliance (jobs.telemetry_compliance): what each client build actually uploaded on "
+        "one upload date against the central SDK configuration in force when it was received (lake_layout/"
+        "sdk_config.toml). One row per platform, app version and serving carrier (a device counts under its most used "
+        "carrier of the day; 'unknown' for browsers): fields outside the allowed set that bronze dropped, call-quality "
+        "sampling faster than allowed, high-frequency tracking on constrained (2G) networks, uploads while a call was "
+        "in progress and devices over the daily background-upload byte cap, with the worst offending devices."
+    ),
+    purpose="Client governance: find SDK builds that break the telemetry contract and the devices running them.",
+    retention_tier=RetentionTier.OPERATIONAL,
+    partition_by=("compliance_date",),
+    merge_keys=("compliance_date", "platform", "app_version", "carrier_mccmnc"),
+    columns=(
+        Column("compliance_date", "date", C.INTERNAL, "Upload (collector receive) date examined; partition column", nullable=False),
+        Column("platform", "string", C.INTERNAL, "ios | android | web", nullable=False),
+        Column("app_version", "string", C.INTERNAL, "Client app version ('unknown' if not reported)", nullable=False),
+        Column("carrier_mccmnc", "string", C.INTERNAL, "The devices' most used serving carrier of the day ('unknown' for none)", nullable=False),
+        Column("config_versions", "string", C.INTERNAL, "SDK configuration version(s) in force for these uploads, comma-separated", nullable=False),
+        Column("devices", "long", C.INTERNAL, "Devices that uploaded accepted events", nullable=False),
+        Column("noncompliant_devices", "long", C.INTERNAL, "Devices with at least one violation", nullable=False),
+        Column("events", "long", C.INTERNAL, "Accepted events", nullable=False),
+        Column("dropped_field_events", "long", C.INTERNAL, "Events carrying fields outside the allowed set (bronze dropped them)", nullable=False),
+        Column("dropped_fields", "string", C.INTERNAL, "Names of the dropped fields, comma-separated (null when none)"),
+        Column("fast_sampling_calls", "long", C.INTERNAL, "Calls whose quality metrics were sampled faster than quality_sample_interval_seconds", nullable=False),
+        Column("constrained_tracking_calls", "long", C.INTERNAL, "Calls on a constrained network (2G) sampled faster than constrained_sample_interval_seconds", nullable=False),
+        Column("uploads_during_calls", "long", C.INTERNAL, "Batches sent while one of the device's calls was in progress, where not allowed", nullable=False),
+        Column("devices_over_cap", "long", C.INTERNAL, "Devices whose uploads of the day exceeded daily_background_upload_bytes", nullable=False),
+        Column("bytes_uploaded", "long", C.INTERNAL, "Landing-object bytes of the devices' uploads (retries included)", nullable=False),
+        Column("max_device_bytes", "long", C.INTERNAL, "Most bytes one device uploaded", nullable=False),
+        Column("worst_offenders", "string", C.PSEUDONYMOUS, "JSON list of up to 5 devices with the most violations: device_pseudonym and counts per check"),
+        Column("run_id", "string", C.INTERNAL, "Run that computed it", nullable=False),
+        Column("computed_at", "timestamp", C.INTERNAL, "When", nullable=False),
+    ),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS,
     REFERENCE_SUBSCRIBER_CONSENT,
@@ -962,6 +1007,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     AUDIT_CUSTODY_LOG, AUDIT_LEGAL_HOLDS, AUDIT_RETENTION_ACTIONS, AUDIT_DSR_REQUESTS,
     SECURITY_DATA_KEYS,
     BRONZE_AUTH_EVENTS, GOLD_ANOMALIES, SECURITY_DEVICE_QUARANTINE,
+    GOLD_TELEMETRY_COMPLIANCE,
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in ALL_TABLES}
 

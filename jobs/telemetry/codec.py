@@ -27,9 +27,10 @@ from google.protobuf.message import DecodeError
 from jobs.telemetry import upload_pb2 as pb
 
 FORMAT_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)  # = the in-field versions of schemas/manifest.toml (voiplake schema check)
 SIGNATURE_ALG = "hmac-sha256"
 _SIGNING_DOMAIN = b"voiplake-upload-v1\x00"
+_ATTESTATION_DOMAIN = b"voiplake-attestation-v1\x00"
 
 PLATFORMS = {pb.IOS: "ios", pb.ANDROID: "android", pb.WEB: "web"}
 PLATFORM_CODES = {v: k for k, v in PLATFORMS.items()}
@@ -53,6 +54,20 @@ class UploadRejected(Exception):
 
 
 @dataclass(frozen=True)
+class Attestation:
+    """The attestation service's signed verdict on a device (schema 3, BatchHeader.attestation); see
+    jobs.telemetry.attestation for issuing and checking it."""
+
+    device_id: str
+    nonce: bytes
+    verdict: str
+    issued_at_ms: int
+    request_hash: bytes  # SHA-256 of the batch payload it vouches for
+    key_id: str
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class Header:
     batch_id: str
     device_id: str
@@ -63,6 +78,8 @@ class Header:
     payload_sha256: bytes
     event_count: int
     time_sync: tuple[tuple[int, int, int], ...] = ()  # (device_ms, server_ms, rtt_ms)
+    attestation: Attestation | None = None  # schema 3 clients; encoders add it only when set
+    build_environment: str = ""  # schema 3: "test" from test builds; "" (not sent) or "production" otherwise
 
 
 @dataclass(frozen=True)
@@ -77,20 +94,40 @@ def signing_input(header: bytes, payload: bytes) -> bytes:
     return _SIGNING_DOMAIN + len(header).to_bytes(4, "big") + header + payload
 
 
+def attestation_signing_input(
+    device_id: str, nonce: bytes, verdict: str, issued_at_ms: int, request_hash: bytes, key_id: str
+) -> bytes:
+    """What the attestation service signs: every field but the signature, each length-prefixed."""
+    parts = (device_id.encode(), nonce, verdict.encode(), issued_at_ms.to_bytes(8, "big", signed=True), request_hash,
+             key_id.encode())
+    return _ATTESTATION_DOMAIN + b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
 def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 # ----------------------------------------------------------------------------- encoding
 
+def payload_bytes(events: list[dict[str, Any]], *, encoding: str) -> bytes:
+    """The bytes a batch's payload_sha256 covers (and an attestation verdict is bound to): the serialized
+    EventBatch for "protobuf", the canonical JSON event list for "json"."""
+    if encoding == "protobuf":
+        return pb.EventBatch(events=[_event_to_pb(e) for e in events]).SerializeToString()
+    if encoding == "json":
+        return _canonical([_event_to_json(e) for e in events])
+    raise ValueError(f"encoding must be protobuf or json, got {encoding!r}")
+
+
 def encode_protobuf(header: Header, events: list[dict[str, Any]], *, device_key: bytes, key_id: str) -> bytes:
     """gzip(SignedUpload) as an iOS / Android client sends it."""
-    payload = pb.EventBatch(events=[_event_to_pb(e) for e in events]).SerializeToString()
+    payload = payload_bytes(events, encoding="protobuf")
     hdr = pb.BatchHeader(
         batch_id=header.batch_id, device_id=header.device_id, platform=PLATFORM_CODES[header.platform],
         app_version=header.app_version, schema_version=header.schema_version, sent_at_ms=header.sent_at_ms,
         payload_sha256=hashlib.sha256(payload).digest(), event_count=len(events),
         time_sync=[pb.TimeSyncSample(device_ms=d, server_ms=s, rtt_ms=r) for d, s, r in header.time_sync],
+        attestation=_attestation_to_pb(header.attestation), build_environment=header.build_environment,
     ).SerializeToString()
     signed = pb.SignedUpload(
         format_version=FORMAT_VERSION, header=hdr, payload=payload, signature_alg=SIGNATURE_ALG, key_id=key_id,
@@ -99,13 +136,30 @@ def encode_protobuf(header: Header, events: list[dict[str, Any]], *, device_key:
     return gzip.compress(signed.SerializeToString(), mtime=0)
 
 
+def _attestation_to_pb(a: Attestation | None) -> pb.AttestationVerdict | None:
+    if a is None:
+        return None
+    return pb.AttestationVerdict(device_id=a.device_id, nonce=a.nonce, verdict=a.verdict, issued_at_ms=a.issued_at_ms,
+                                 request_hash=a.request_hash, key_id=a.key_id, signature=a.signature)
+
+
+def _attestation_to_json(a: Attestation) -> dict[str, Any]:
+    return {"device_id": a.device_id, "nonce": a.nonce.hex(), "verdict": a.verdict, "issued_at_ms": a.issued_at_ms,
+            "request_hash": a.request_hash.hex(), "key_id": a.key_id, "signature": base64.b64encode(a.signature).decode()}
+
+
 def _json_header(header: Header, events_bytes: bytes, n: int) -> dict[str, Any]:
-    return {
+    doc = {
         "batch_id": header.batch_id, "device_id": header.device_id, "platform": header.platform,
         "app_version": header.app_version, "schema_version": header.schema_version,
         "sent_at_ms": header.sent_at_ms, "payload_sha256": hashlib.sha256(events_bytes).hexdigest(),
         "event_count": n, "time_sync": [list(s) for s in header.time_sync],
     }
+    if header.attestation is not None:  # only schema 3 clients send the keys at all
+        doc["attestation"] = _attestation_to_json(header.attestation)
+    if header.build_environment:
+        doc["build_environment"] = header.build_environment
+    return doc
 
 
 def encode_json(header: Header, events: list[dict[str, Any]], *, device_key: bytes, key_id: str) -> bytes:
@@ -201,6 +255,12 @@ def _decode_protobuf(raw: bytes, device_key: Callable[[str, str], bytes | None])
         app_version=hdr.app_version, schema_version=hdr.schema_version, sent_at_ms=hdr.sent_at_ms,
         payload_sha256=bytes(hdr.payload_sha256), event_count=hdr.event_count,
         time_sync=tuple((s.device_ms, s.server_ms, s.rtt_ms) for s in hdr.time_sync),
+        attestation=Attestation(
+            device_id=hdr.attestation.device_id, nonce=bytes(hdr.attestation.nonce), verdict=hdr.attestation.verdict,
+            issued_at_ms=hdr.attestation.issued_at_ms, request_hash=bytes(hdr.attestation.request_hash),
+            key_id=hdr.attestation.key_id, signature=bytes(hdr.attestation.signature),
+        ) if hdr.HasField("attestation") else None,
+        build_environment=hdr.build_environment,
     )
     _check_header(header, hashlib.sha256(signed.payload).digest() == header.payload_sha256)
     _verify(header, signed.key_id, signed.signature_alg, signed.signature, signing_input(signed.header, signed.payload), device_key, header.event_count)
@@ -247,6 +307,8 @@ def _decode_json(raw: bytes, device_key: Callable[[str, str], bytes | None]) -> 
             app_version=str(h["app_version"]), schema_version=int(h["schema_version"]),
             sent_at_ms=int(h["sent_at_ms"]), payload_sha256=bytes.fromhex(h["payload_sha256"]),
             event_count=int(h["event_count"]), time_sync=tuple(tuple(int(x) for x in s) for s in h.get("time_sync", [])),  # type: ignore[misc]
+            attestation=_json_attestation(h["attestation"]) if h.get("attestation") is not None else None,
+            build_environment=str(h.get("build_environment", "")),
         )
         signature = base64.b64decode(sig["value"])
         alg, key_id = str(sig["alg"]), str(sig["key_id"])
@@ -260,6 +322,15 @@ def _decode_json(raw: bytes, device_key: Callable[[str, str], bytes | None]) -> 
     return DecodedUpload(header=header, events=[_json_event(e) for e in events], encoding="json")
 
 
+def _json_attestation(a: Any) -> Attestation:
+    """Raises KeyError / TypeError / ValueError on a malformed verdict (the caller's wrong_schema)."""
+    return Attestation(
+        device_id=str(a["device_id"]), nonce=bytes.fromhex(a["nonce"]), verdict=str(a["verdict"]),
+        issued_at_ms=int(a["issued_at_ms"]), request_hash=bytes.fromhex(a["request_hash"]), key_id=str(a["key_id"]),
+        signature=base64.b64decode(a["signature"], validate=True),
+    )
+
+
 def _json_event(e: Any) -> dict[str, Any]:
     if not isinstance(e, dict):
         return {"_malformed": True}
@@ -267,6 +338,7 @@ def _json_event(e: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "EVENT_FIELDS", "EVENT_TYPES", "NETWORK_TYPES", "PLATFORMS", "SUPPORTED_SCHEMA_VERSIONS",
-    "DecodedUpload", "Header", "UploadRejected", "decode_object", "encode_json", "encode_protobuf",
+    "EVENT_FIELDS", "EVENT_TYPES", "NETWORK_TYPES", "PLATFORMS", "SUPPORTED_SCHEMA_VERSIONS", "Attestation",
+    "DecodedUpload", "Header", "UploadRejected", "attestation_signing_input", "decode_object", "encode_json",
+    "encode_protobuf", "payload_bytes",
 ]

@@ -73,7 +73,7 @@ class TimeSyncSample(_message.Message):
     def __init__(self, device_ms: _Optional[int] = ..., server_ms: _Optional[int] = ..., rtt_ms: _Optional[int] = ...) -> None: ...
 
 class BatchHeader(_message.Message):
-    __slots__ = ("batch_id", "device_id", "platform", "app_version", "schema_version", "sent_at_ms", "payload_sha256", "event_count", "time_sync")
+    __slots__ = ("batch_id", "device_id", "platform", "app_version", "schema_version", "sent_at_ms", "payload_sha256", "event_count", "time_sync", "attestation", "build_environment")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,8 @@ class BatchHeader(_message.Message):
     PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
     EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     TIME_SYNC_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_FIELD_NUMBER: _ClassVar[int]
+    BUILD_ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     device_id: str
     platform: Platform
@@ -92,7 +94,27 @@ class BatchHeader(_message.Message):
     payload_sha256: bytes
     event_count: int
     time_sync: _containers.RepeatedCompositeFieldContainer[TimeSyncSample]
-    def __init__(self, batch_id: _Optional[str] = ..., device_id: _Optional[str] = ..., platform: _Optional[_Union[Platform, str]] = ..., app_version: _Optional[str] = ..., schema_version: _Optional[int] = ..., sent_at_ms: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ..., event_count: _Optional[int] = ..., time_sync: _Optional[_Iterable[_Union[TimeSyncSample, _Mapping]]] = ...) -> None: ...
+    attestation: AttestationVerdict
+    build_environment: str
+    def __init__(self, batch_id: _Optional[str] = ..., device_id: _Optional[str] = ..., platform: _Optional[_Union[Platform, str]] = ..., app_version: _Optional[str] = ..., schema_version: _Optional[int] = ..., sent_at_ms: _Optional[int] = ..., payload_sha256: _Optional[bytes] = ..., event_count: _Optional[int] = ..., time_sync: _Optional[_Iterable[_Union[TimeSyncSample, _Mapping]]] = ..., attestation: _Optional[_Union[AttestationVerdict, _Mapping]] = ..., build_environment: _Optional[str] = ...) -> None: ...
+
+class AttestationVerdict(_message.Message):
+    __slots__ = ("device_id", "nonce", "verdict", "issued_at_ms", "request_hash", "key_id", "signature")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    nonce: bytes
+    verdict: str
+    issued_at_ms: int
+    request_hash: bytes
+    key_id: str
+    signature: bytes
+    def __init__(self, device_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., verdict: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., request_hash: _Optional[bytes] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)
@@ -101,7 +123,7 @@ class EventBatch(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[CallEvent, _Mapping]]] = ...) -> None: ...
 
 class CallEvent(_message.Message):
-    __slots__ = ("event_id", "call_id", "event_type", "event_ms", "msisdn", "imei", "account_id", "src_ip", "dst_ip", "network_type", "signal_metric", "signal_value", "latitude", "longitude", "country_code", "carrier_mccmnc", "duration_ms", "failure_reason", "callee_msisdn", "telemetry_level", "diagnostics_opt_out", "bytes_sent", "bytes_received", "mos", "jitter_ms")
+    __slots__ = ("event_id", "call_id", "event_type", "event_ms", "msisdn", "imei", "account_id", "src_ip", "dst_ip", "network_type", "signal_metric", "signal_value", "latitude", "longitude", "country_code", "carrier_mccmnc", "duration_ms", "failure_reason", "callee_msisdn", "telemetry_level", "diagnostics_opt_out", "bytes_sent", "bytes_received", "mos", "jitter_ms", "quality_samples")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +149,7 @@ class CallEvent(_message.Message):
     BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     MOS_FIELD_NUMBER: _ClassVar[int]
     JITTER_MS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     event_type: EventType
@@ -152,4 +175,5 @@ class CallEvent(_message.Message):
     bytes_received: int
     mos: float
     jitter_ms: int
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., event_type: _Optional[_Union[EventType, str]] = ..., event_ms: _Optional[int] = ..., msisdn: _Optional[str] = ..., imei: _Optional[str] = ..., account_id: _Optional[str] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., network_type: _Optional[_Union[NetworkType, str]] = ..., signal_metric: _Optional[str] = ..., signal_value: _Optional[float] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., country_code: _Optional[str] = ..., carrier_mccmnc: _Optional[str] = ..., duration_ms: _Optional[int] = ..., failure_reason: _Optional[str] = ..., callee_msisdn: _Optional[str] = ..., telemetry_level: _Optional[str] = ..., diagnostics_opt_out: _Optional[bool] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., mos: _Optional[float] = ..., jitter_ms: _Optional[int] = ...) -> None: ...
+    quality_samples: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., event_type: _Optional[_Union[EventType, str]] = ..., event_ms: _Optional[int] = ..., msisdn: _Optional[str] = ..., imei: _Optional[str] = ..., account_id: _Optional[str] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., network_type: _Optional[_Union[NetworkType, str]] = ..., signal_metric: _Optional[str] = ..., signal_value: _Optional[float] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., country_code: _Optional[str] = ..., carrier_mccmnc: _Optional[str] = ..., duration_ms: _Optional[int] = ..., failure_reason: _Optional[str] = ..., callee_msisdn: _Optional[str] = ..., telemetry_level: _Optional[str] = ..., diagnostics_opt_out: _Optional[bool] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ..., mos: _Optional[float] = ..., jitter_ms: _Optional[int] = ..., quality_samples: _Optional[int] = ...) -> None: ...

@@ -28,6 +28,8 @@ def test_dagbag_has_no_import_errors() -> None:
     assert {a.name for a in dag.get_task("detect_anomalies").outlets} == {
         "gold.anomalies", "security.device_quarantine", "audit.lineage"}
     assert {a.name for a in dag.get_task("ingest_auth").outlets} == {"bronze.auth_events", "bronze.quarantine"}
+    assert {a.name for a in dag.get_task("check_telemetry_compliance").outlets} == {
+        "gold.telemetry_compliance", "audit.lineage"}
 
 
 def test_quality_gates_stand_between_layers() -> None:
@@ -46,6 +48,7 @@ def test_quality_gates_stand_between_layers() -> None:
     assert upstream["publish_public_stats"] == {"check_silver"}  # DP statistics only from checked silver
     assert upstream["detect_anomalies"] == {"check_silver", "ingest_auth"}  # anomalies only from checked silver
     assert upstream["ingest_auth"] == set()
+    assert upstream["check_telemetry_compliance"] == {"check_bronze"}  # compliance only from checked bronze
     assert upstream["ingest_landing"] == {"ingest_directory"}
     # a failed gate is the data's fault: retrying it cannot help
     assert all(dag.get_task(t).retries == 0 for t in ("check_bronze", "check_silver", "check_gold"))
@@ -127,3 +130,31 @@ def test_parsing_the_dsr_dag_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_spark_tasks_take_the_airflow_spark_connection_when_configured(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`[spark] dag_tasks = "pyspark"` turns every Spark task into the provider's @task.pyspark on the configured
+    connection, carrying the lake's Spark configuration; the default keeps plain in-process tasks.
+    (tests/e2e/test_spark_cluster.py runs the DAG this way on a real standalone cluster: `make test-cluster`.)"""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.apache.spark.operators.spark_pyspark import PySparkOperator
+
+    from jobs.spark import spark_conf
+    from lake_layout.config import load_settings
+
+    default = DagBag(dag_folder=str(DAGS)).dags
+    assert not any(isinstance(t, PySparkOperator) for d in default.values() for t in d.tasks)
+
+    monkeypatch.setenv("VOIPLAKE_SPARK_DAG_TASKS", "pyspark")
+    monkeypatch.setenv("VOIPLAKE_SPARK_AIRFLOW_CONN_ID", "spark_cluster")
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    conf = spark_conf(load_settings())
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension" and "spark.master" not in conf
+    spark_tasks = [t for d in bag.dags.values() for t in d.tasks if isinstance(t, PySparkOperator)]
+    assert {t.task_id for t in spark_tasks} == {t.task_id for t in bag.dags["voip_daily"].tasks} | {
+        "enforce_retention", "handle_request"}
+    assert all(t.conn_id == "spark_cluster" and t.config_kwargs == conf for t in spark_tasks)
+
+    monkeypatch.setenv("VOIPLAKE_SPARK_DAG_TASKS", "yarn-please")
+    assert "spark.dag_tasks: expected one of" in str(DagBag(dag_folder=str(DAGS)).import_errors)

@@ -132,7 +132,7 @@ def test_first_attempt_succeeds_and_lineage_is_recorded(spark, s3_settings, inge
     rows = lake.read_table(spark, AUDIT_LINEAGE, s3_settings).where(f"logical_date = DATE'{DAY}'").collect()
     assert {r.job for r in rows} == {"reference_ingest", "bronze_ingest", "silver_calls", "gold_hourly_geo", "public_usage_stats",
                                      "capacity_busy_hour", "support_triggers", "account_usage", "anomalies",
-                                     "billing_usage"}
+                                     "billing_usage", "telemetry_compliance"}
     lineage = next(r for r in rows if r.job == "bronze_ingest")
     assert lineage.dag_id == DAG_ID and lineage.logical_date == DAY
     assert len(lineage.code_version) >= 40
@@ -288,13 +288,17 @@ def test_quality_gates_recorded_and_passed(spark, s3_settings, ingested) -> None
     assert (Path(s3_settings.quality.data_docs_dir) / "index.html").exists()
 
 
-def test_lineage_cli_walks_from_gold_down_to_landing_objects(s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
-    from jobs.cli import airflow_env
+def test_lineage_cli_walks_from_gold_down_to_landing_objects(spark, s3_settings, ingested, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from jobs.cli import main
+    from lake_layout.config import settings_env
 
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("voiplake")), "lineage", "gold.hourly_geo_usage"],
-        env=airflow_env(s3_settings), capture_output=True, text=True, check=True,
-    ).stdout
+    # The command's own entry point in this process (its settings from the environment, as in a shell); a child
+    # process would only add a JVM start. test_query_cli_prints_csv_only runs the installed command.
+    for name, value in settings_env(s3_settings).items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert main(["lineage", "gold.hourly_geo_usage"]) == 0
+    out = capsys.readouterr().out
     for expected in ("gold.hourly_geo_usage", "silver.calls", "bronze.call_events", "reference.subscriber_consent",
                      "s3a://voiplake-landing/uploads/upload_date=2026-11-24"):
         assert expected in out, out
@@ -318,11 +322,11 @@ def test_rerun_of_the_same_day_changes_no_table(spark, s3_settings, ingested, tm
     assert {s.name: lake.read_table(spark, s, s3_settings).count() for s in specs} == counts
 
 
-def test_query_cli_prints_csv_only(s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
-    from jobs.cli import airflow_env
+def test_query_cli_prints_csv_only(spark, s3_settings, ingested, capsys) -> None:  # type: ignore[no-untyped-def]
+    from jobs.cli import airflow_env, query_command
 
     env = airflow_env(s3_settings)
-    out = subprocess.run(
+    out = subprocess.run(  # a real process: nothing but the CSV reaches stdout (no JVM or Spark log lines)
         [str(Path(sys.executable).with_name("voiplake")), "query",
          "SELECT platform, count(*) AS n FROM bronze.call_events GROUP BY platform ORDER BY platform", "--format", "csv"],
         env=env, capture_output=True, text=True, check=True,
@@ -332,14 +336,14 @@ def test_query_cli_prints_csv_only(s3_settings, ingested) -> None:  # type: igno
     assert [line.split(",")[0] for line in lines[1:]] == ["android", "ios", "web"]
     assert all(int(line.split(",")[1]) > 0 for line in lines[1:])
 
-    # Finance reads internal columns only: a pseudonym is confidential, so the query is refused by name.
-    refused = subprocess.run(
-        [str(Path(sys.executable).with_name("voiplake")), "query", "--role", "finance",
-         "SELECT account_id, count(DISTINCT subscriber_pseudonym) FROM silver.calls GROUP BY 1"],
-        env=env, capture_output=True, text=True,
-    )
-    assert refused.returncode == 2
-    assert "silver.calls.subscriber_pseudonym is confidential; role 'finance' may not read it" in refused.stderr
+    # Finance reads internal columns only: a pseudonym is confidential, so the query is refused by name. The same
+    # function the command calls, in this process (a second JVM would only add start-up time).
+    capsys.readouterr()
+    sql = "SELECT account_id, count(DISTINCT subscriber_pseudonym) FROM silver.calls GROUP BY 1"
+    assert query_command(spark, s3_settings, sql, role="finance", fmt="csv") == 2
+    refused = capsys.readouterr()
+    assert refused.out == ""
+    assert "silver.calls.subscriber_pseudonym is confidential; role 'finance' may not read it" in refused.err
 
 
 NEXT_DAY = date(2026, 11, 25)

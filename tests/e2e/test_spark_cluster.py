@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,31 @@ def test_the_daily_pipeline_runs_unchanged_on_a_standalone_cluster(spark, landed
         cluster_rows = _rows(spark, spec, clustered)
         assert cluster_rows, spec.name
         assert cluster_rows == _rows(spark, spec, local), f"{spec.name} differs between cluster and local runs"
+
+
+def test_the_daily_dag_submits_its_spark_tasks_through_the_spark_provider(spark, landed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`[spark] dag_tasks = "pyspark"`: every Spark task of voip_daily is an @task.pyspark of the Airflow Spark
+    provider, which takes the master from the Airflow connection (here the standalone cluster), not from
+    `[spark] master` (left at local[2]: a task that ignored the connection would run locally and not show up)."""
+    from airflow.providers.apache.spark.operators.spark_pyspark import PySparkOperator
+
+    from jobs.cli import DAILY_DAG, airflow_dags_test
+
+    settings = landed.with_lake_root(str(tmp_path / "provider-lake"))
+    child = replace(settings, spark=replace(settings.spark, dag_tasks="pyspark", airflow_conn_id="spark_cluster",
+                                            driver_memory="2g", executor_memory="2g", executor_cores=2))
+    with StandaloneCluster(work_dir=tmp_path / "cluster", worker_cores=2, worker_memory="3g") as cluster:
+        host, port = cluster.url.rsplit(":", 1)
+        monkeypatch.setenv("AIRFLOW_CONN_SPARK_CLUSTER", json.dumps({"conn_type": "spark", "host": host, "port": int(port)}))
+        airflow_dags_test(child, DAILY_DAG, DAY, log=tmp_path / "dag.log", airflow_home=tmp_path / "airflow")
+        state = cluster.state()
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("VOIPLAKE_SPARK_DAG_TASKS", "pyspark")
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[DAILY_DAG]
+    assert all(isinstance(t, PySparkOperator) for t in dag.tasks)
+    apps = {a["name"] for a in state["completedapps"] + state["activeapps"]}  # type: ignore[operator]
+    assert apps == {f"{DAILY_DAG}-{t.task_id}" for t in dag.tasks}  # one application per task, on the cluster
+    assert lake.read_table(spark, GOLD_HOURLY_GEO_USAGE, settings).count() > 0
+    assert lake.read_table(spark, SILVER_CALLS, settings).count() > 0

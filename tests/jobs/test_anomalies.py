@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -11,17 +13,20 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jobs.anomalies import (
     FINDING_COLUMNS,
     active_quarantine,
+    auth_correlation,
+    call_source_prefixes,
     covered_dates,
     detect,
     finding_schema,
     isolation_forest_findings,
     quarantine_entries,
+    ip_range,
     quarantined_devices,
     release_device,
     robust_baseline,
     to_anomaly_rows,
 )
-from jobs.anomaly_eval import auth_rows, calls_frame, evaluate, label_records, simulated_calls
+from jobs.anomaly_eval import auth_rows, call_prefix_frame, calls_frame, evaluate, label_records, simulated_calls
 from jobs.bronze_ingest import DEVICE_QUARANTINED, ROW_EVENT, ROW_OBJECT, ROW_QUARANTINE, decode_object_rows, pseudonymize
 from jobs.envelope import DataKey
 from jobs.generate_telemetry import ScenarioPlan, generate_day
@@ -88,9 +93,11 @@ def test_detection_quality_against_labelled_scenarios(spark, keys, history) -> N
     labelled enterprise attacks, 3 of 4 findings right. Measured here: 1.0 / 1.0, 1.0 / 1.0, 1.0 / 1.0 and 1.0 / 0.5
     (precision / recall); the data and the forest's seed are fixed, the floors leave room for library changes.
     """
-    calls = calls_frame(spark, simulated_calls(history, keys)).cache()
+    simulated = simulated_calls(history, keys)
+    calls = calls_frame(spark, simulated).cache()
     auth = auth_rows(spark, history, keys).cache()
-    findings, skipped = detect(spark, calls, auth, detection_date=END, config=CONFIG)
+    findings, skipped = detect(spark, calls, auth, detection_date=END, config=CONFIG,
+                               call_prefixes=call_prefix_frame(spark, simulated))
     rows = to_anomaly_rows(findings, detection_date=END, run_id="t", detected_at=datetime.now(UTC)).toPandas()
     calls.unpersist()
     auth.unpersist()
@@ -179,3 +186,61 @@ def test_findings_ids_are_stable_across_reruns(spark) -> None:  # type: ignore[n
         list(FINDING_COLUMNS)], finding_schema()), detection_date=END, run_id="r1", detected_at=datetime.now(UTC)).first()
     assert first["anomaly_id"] == again["anomaly_id"] != moved["anomaly_id"]
     assert len(first["anomaly_id"]) == 64
+
+
+def test_ip_range_coarsens_bronze_prefixes_per_family() -> None:
+    assert ip_range("198.51.100.0/24", ipv4_bits=16, ipv6_bits=48) == "198.51.0.0/16"
+    assert ip_range("198.51.100.0/24", ipv4_bits=24, ipv6_bits=0) == "198.51.100.0/24"
+    assert ip_range("198.51.100.0/24", ipv4_bits=28, ipv6_bits=0) == "198.51.100.0/24"  # no finer than kept
+    assert ip_range("2001:db8:abcd::/48", ipv4_bits=24, ipv6_bits=32) == "2001:db8::/32"
+    assert ip_range("2001:db8:abcd::/48", ipv4_bits=24, ipv6_bits=0) is None  # IPv6 not compared
+    assert ip_range(None, ipv4_bits=24, ipv6_bits=48) is None and ip_range("999.1.1.1", ipv4_bits=24, ipv6_bits=48) is None
+    with pytest.raises(Exception, match="auth_ipv4_range_bits must be 0"):
+        load_settings(env={"VOIPLAKE_ANOMALIES_AUTH_IPV4_RANGE_BITS": "25"})
+
+
+def test_new_ip_range_flags_calls_from_a_range_the_subscriber_did_not_log_in_from(spark) -> None:  # type: ignore[no-untyped-def]
+    t = datetime(2026, 11, 24, 9)
+    h = timedelta(hours=1)
+    calls = spark.createDataFrame([
+        ("c1", "d1", "s1", "consumer", "DE", t + h, t + 2 * h),  # from the range s1 logged in from
+        ("c2", "d1", "s1", "consumer", "DE", t + 2 * h, t + 3 * h),  # from another range
+        ("c3", "d2", "s2", "acct-7", "DE", t + h, t + 2 * h),  # another /24, the same /16 as s2's login
+        ("c4", "d3", "s3", "consumer", "DE", t + h, t + 2 * h),  # no login at all: no_recent_login's
+        ("c5", "d1", "s1", "consumer", "DE", t + 3 * h, t + 4 * h),  # IPv6
+    ], "call_id string, device_pseudonym string, subscriber_pseudonym string, account_id string, country_code string, "
+       "started_at timestamp, ended_at timestamp")
+    auth = spark.createDataFrame([
+        ("d1", "s1", t, "DE", "success", "198.51.100.0/24"),
+        ("d2", "s2", t + h / 2, "DE", "success", "10.1.2.0/24"),
+        ("d3", "s3", t, "DE", "failure", "192.0.2.0/24"),
+    ], "device_pseudonym string, subscriber_pseudonym string, auth_ts timestamp, country_code string, outcome string, "
+       "ip_prefix string")
+    events = spark.createDataFrame([  # bronze call_start events; c1 uploaded twice (a retry): the first one counts
+        ("e1", "c1", "call_start", t + h, "198.51.100.0/24"), ("e1b", "c1", "call_start", t + 2 * h, "203.0.113.0/24"),
+        ("e1c", "c1", "call_end", t + h, "203.0.113.0/24"),
+        ("e2", "c2", "call_start", t + 2 * h, "203.0.113.0/24"), ("e3", "c3", "call_start", t + h, "10.1.7.0/24"),
+        ("e4", "c4", "call_start", t + h, "192.0.2.0/24"), ("e5", "c5", "call_start", t + 3 * h, "2001:db8:abcd::/48"),
+    ], "event_id string, call_id string, event_type string, event_ts_device timestamp, src_ip_prefix string")
+    prefixes = call_source_prefixes(events).cache()
+    assert {r.call_id: r.src_ip_prefix for r in prefixes.collect()}["c1"] == "198.51.100.0/24"
+
+    def findings(**bits: int) -> dict[tuple[str, str], Any]:
+        found = auth_correlation(calls, auth, window=timedelta(hours=24), tolerance=timedelta(minutes=2),
+                                 call_prefixes=prefixes, **bits)
+        return {(r.device_pseudonym, r.rule): r for r in found.collect()}
+
+    by_24 = findings(ipv4_bits=24, ipv6_bits=0)
+    assert set(by_24) == {("d1", "new_ip_range"), ("d2", "new_ip_range"), ("d3", "no_recent_login")}
+    d1 = by_24[("d1", "new_ip_range")]
+    evidence = json.loads(d1.evidence)
+    assert (d1.score, d1.severity, d1.subscriber_pseudonym) == (1.0, "low", "s1")  # c2 only; c5's IPv6 not compared
+    assert evidence["call_ip_ranges"] == ["203.0.113.0/24"] and evidence["login_ip_ranges"] == ["198.51.100.0/24"]
+    assert evidence["call_ids"] == ["c2"] and evidence["range_bits"] == "/24 IPv4, /0 IPv6"
+    assert d1.window_start == t + 2 * h
+    # /16: 10.1.7.0/24 and 10.1.2.0/24 are one range; s1 never logged in over IPv6, so c5 is from a new range too
+    coarse = findings(ipv4_bits=16, ipv6_bits=48)
+    assert set(coarse) == {("d1", "new_ip_range"), ("d3", "no_recent_login")}
+    assert json.loads(coarse[("d1", "new_ip_range")].evidence)["call_ids"] == ["c2", "c5"]
+    prefixes.unpersist()
+    # off (the default, both bits 0): no new_ip_range, whatever the prefixes; see the quality test for detect()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from jobs.bronze_ingest import (
     clock_offset_ms, decode_uploads, new_objects, pseudonymize, truncate_ip, validate_event,
@@ -44,6 +47,29 @@ def test_ip_truncation() -> None:
     assert truncate_ip("2001:db8:abcd:12::9") == "2001:db8:abcd::/48"
     with pytest.raises(ValueError):
         truncate_ip("999.1.1.1")
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.sampled_from(["", "", "0", "00", "1", " "]), st.integers(0, 3))
+def test_ip_truncation_fast_path_agrees_with_ipaddress(value: int, pad: str, octet: int) -> None:
+    # IPv4 takes a regex path (a make bench profile): it must accept, reject and truncate as ipaddress does.
+    import ipaddress
+
+    parts = str(ipaddress.IPv4Address(value)).split(".")
+    parts[octet] = pad + parts[octet]
+    text = ".".join(parts)
+    try:
+        expected: str | None = str(ipaddress.ip_network(f"{ipaddress.ip_address(text)}/24", strict=False))
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            truncate_ip(text)
+    else:
+        assert truncate_ip(text) == expected
+    event = {"event_id": "e", "call_id": "c", "event_type": "call_start", "event_ms": T0, "msisdn": "+4915112345678",
+             "src_ip": text}
+    assert validate_event(event, HEADER) == (None if expected else ("invalid_ip", "src_ip is not an IP address"))
 
 
 @pytest.mark.parametrize(
@@ -137,3 +163,17 @@ def test_new_objects_skips_the_manifest(spark) -> None:  # type: ignore[no-untyp
     manifest = spark.createDataFrame([("b",)], "object_key string")
     assert sorted(r.object_key for r in new_objects(landing, manifest).collect()) == ["a", "c"]
     assert new_objects(landing, None).count() == 3
+
+
+def test_lineage_lists_the_quarantine_list_it_read(base_settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from jobs.bronze_ingest import lineage_inputs
+
+    objects = [("uploads/b.pb.gz", "bb" * 32), ("uploads/a.pb.gz", "aa" * 32)]
+    inputs = [i.to_json() for i in lineage_inputs(base_settings, date(2026, 11, 24), objects, quarantine_version=3)]
+    assert inputs[0]["kind"] == "landing" and [o["key"] for o in inputs[0]["objects"]] == ["uploads/a.pb.gz", "uploads/b.pb.gz"]
+    assert inputs[1] == {"kind": "table", "table": "security.device_quarantine", "version": 3}
+    # No quarantine table yet: nothing was read from it, so only the landing objects are inputs.
+    assert [i.to_json()["kind"] for i in lineage_inputs(base_settings, date(2026, 11, 24), objects,
+                                                        quarantine_version=None)] == ["landing"]

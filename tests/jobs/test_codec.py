@@ -93,4 +93,4 @@ def test_wrong_schema_and_versions() -> None:
     with pytest.raises(UploadRejected) as err:
         decode_object("x.pb.gz", encode_protobuf(v7, EVENTS, device_key=KEY, key_id="dev-1"), device_key)
     assert err.value.reason == "unsupported_schema_version"
-    assert "supported 1-2" in err.value.detail
+    assert "supported 1-3" in err.value.detail

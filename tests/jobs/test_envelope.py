@@ -127,6 +127,7 @@ def envelope_lake(spark: Any, settings: Settings, tmp_path_factory: pytest.TempP
     env_settings = replace(
         settings.with_lake_root(str(tmp / "lake")), keys=KeySettings(file=str(tmp / "keys.json")),
         landing=LandingSettings(bucket="voiplake-envelope-test", prefix="uploads"),
+        environments=replace(settings.environments, test_lake_root=str(tmp / "lake-test")),
     )
     keys = load_key_material(Path(env_settings.keys.file))
     generated = generate_day(DAY, events=240, seed=11, keys=keys, prefix="uploads")
@@ -138,10 +139,64 @@ def envelope_lake(spark: Any, settings: Settings, tmp_path_factory: pytest.TempP
         upload = decode_object(obj.key, obj.body, keys.device_key)
         for event in upload.events:
             originals[event["event_id"]] = {k: event.get(k) for k in ("src_ip", "dst_ip", "latitude", "longitude")}
+    # Uploads of a test build and of a test tenant (lake_layout/test_tenants.toml) in the same landing zone.
+    test_uploads = _test_environment_uploads(keys)
+    for key, body, _ in test_uploads:
+        client.put_object(Bucket=env_settings.landing.bucket, Key=key, Body=body)
     provider = LocalKeyProvider.from_key_file(Path(env_settings.keys.file))
     report = bronze_ingest.run(spark, bronze_ingest.IngestContext(settings=env_settings, upload_date=DAY), keys, provider)
     assert report.records_accepted > 100
-    return {"settings": env_settings, "provider": provider, "originals": originals, "report": report}
+    return {"settings": env_settings, "provider": provider, "originals": originals, "report": report,
+            "test_uploads": test_uploads, "keys": keys}
+
+
+def _test_environment_uploads(keys: Any) -> list[tuple[str, bytes, list[str]]]:
+    """(object key, body, event ids) of an attested test build's upload and of a test tenant's production build."""
+    from jobs.telemetry.attestation import AttestationService
+    from jobs.telemetry.codec import Header, encode_json, payload_bytes
+    from lake_layout.landing import landing_object_key
+
+    t0 = 1_795_478_400_000 + 8 * 3_600_000  # 2026-11-24T08:00:00Z
+    kid = keys.device_master.active
+    out = []
+    for n, (name, account, build, schema) in enumerate([("beta", "acct-0001", "test", 3), ("qa", "acct-qa-0001", "", 2)]):
+        events = [{"event_id": f"{name}-{i}", "call_id": name, "event_type": "call_start", "event_ms": t0 + i,
+                   "msisdn": "+4915112345678", "account_id": account, "telemetry_level": "basic"} for i in range(2)]
+        attestation = AttestationService.from_keys(keys).issue(
+            device_id=f"dev-{name}", nonce=bytes([n]) * 16, verdict="MEETS_DEVICE_INTEGRITY", issued_at_ms=t0,
+            payload=payload_bytes(events, encoding="json")) if schema == 3 else None
+        header = Header(f"b-{name}", f"dev-{name}", "web", "2026.1", schema, t0 + 9_000, b"", 2, (), attestation, build)
+        out.append((landing_object_key("uploads", received_at_ms=t0 + 10_000 + n, batch_id=f"b-{name}", encoding="json"),
+                     encode_json(header, events, device_key=keys.device_key(f"dev-{name}", kid), key_id=kid),
+                     [e["event_id"] for e in events]))
+    return out
+
+
+def test_test_builds_and_tenants_reach_only_the_test_lake(spark: Any, envelope_lake: dict[str, Any]) -> None:
+    """lake_layout.environments: the test uploads are in the test lake's bronze tables and in no production table."""
+    from jobs import bronze_ingest
+    from jobs import lake as lake_io
+    from lake_layout.tables import BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE
+
+    prod, test = envelope_lake["settings"], envelope_lake["settings"].test_lake()
+    uploads = envelope_lake["test_uploads"]
+    report = envelope_lake["report"]
+    assert (report.objects_routed_to_test, report.records_routed_to_test) == (2, 4)
+
+    def column(spec: Any, s: Settings, name: str) -> set[str]:
+        return {r[0] for r in lake_io.read_table(spark, spec, s).select(name).collect()}
+
+    test_keys, test_events = {k for k, _, _ in uploads}, {e for _, _, ids in uploads for e in ids}
+    assert column(BRONZE_CALL_EVENTS, test, "event_id") == test_events
+    assert column(BRONZE_INGESTED_OBJECTS, test, "object_key") == test_keys
+    assert not column(BRONZE_CALL_EVENTS, prod, "event_id") & test_events
+    for spec in (BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE):
+        assert not column(spec, prod, "object_key") & test_keys
+    assert len(column(BRONZE_INGESTED_OBJECTS, prod, "object_key")) == report.objects_new
+    # a rerun finds every object in one of the two manifests: nothing is ingested again, in either lake
+    again = bronze_ingest.run(spark, bronze_ingest.IngestContext(settings=prod, upload_date=DAY, run_id="bronze-rerun"),
+                              envelope_lake["keys"], envelope_lake["provider"])
+    assert (again.objects_new, again.objects_routed_to_test) == (0, 0)
 
 
 def _decrypted(spark: Any, lake: dict[str, Any], provider: KeyProvider) -> list[tuple[Any, ...]]:
