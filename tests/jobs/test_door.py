@@ -10,6 +10,7 @@ from typing import Any
 from jobs.anomalies import door_findings, quarantine_entries, to_anomaly_rows
 from jobs.bronze_ingest import ROW_EVENT, ROW_OBJECT, ROW_QUARANTINE, decoded_schema
 from jobs.door import REPLAYED_NONCE, UPLOAD_RATE_EXCEEDED, apply_door, door_verdicts
+from lake_layout.tables import BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE
 
 DAY = date(2026, 3, 2)
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -147,3 +148,57 @@ def test_generated_replays_and_burst_are_caught_and_nothing_else(spark: Any, key
     rate = {k for k, reason in tight.items() if reason == UPLOAD_RATE_EXCEEDED}
     assert len(rate) >= 4 and all(fault_of[k] == "burst" for k in rate)
 
+
+def test_bronze_run_quarantines_nonces_replayed_across_and_within_runs(spark: Any, settings: Any, keys: Any,
+                                                                 tmp_path: Any) -> None:
+    """The registry (bronze.ingested_objects.attestation_nonce) carries a device's nonces from one run to the next;
+    the report counts the replay under the device's pseudonym, and the anomaly finding reads it back."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from jobs import bronze_ingest, lake
+    from jobs.envelope import LocalKeyProvider
+    from jobs.objectstore import ensure_bucket, s3_client
+    from jobs.telemetry.attestation import AttestationService
+    from jobs.telemetry.codec import Header, encode_json, payload_bytes
+    from lake_layout.config import LandingSettings
+    from lake_layout.landing import landing_object_key
+
+    s = replace(settings.with_lake_root(str(tmp_path / "lake")),
+                landing=LandingSettings(bucket="voiplake-door-test", prefix="uploads"),
+                environments=replace(settings.environments, test_lake_root=str(tmp_path / "lake-test")))
+    client = s3_client(s.object_store)
+    ensure_bucket(client, s.landing.bucket)
+    kid, service = keys.device_master.active, AttestationService.from_keys(keys)
+    day1 = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=2)
+
+    def upload(batch: str, at: datetime) -> None:
+        t = int(at.timestamp() * 1000)
+        events = [{"event_id": f"{batch}-e", "call_id": batch, "event_type": "call_start", "event_ms": t - 60_000,
+                   "msisdn": "+4915112345678", "telemetry_level": "basic"}]
+        verdict = service.issue(device_id="dev-door", nonce=b"\x07" * 16, verdict="MEETS_DEVICE_INTEGRITY",
+                                issued_at_ms=t - 5_000, payload=payload_bytes(events, encoding="json"))
+        header = Header(batch, "dev-door", "web", "2026.3", 3, t - 1_000, b"", 1, (), verdict, "")
+        key = landing_object_key("uploads", received_at_ms=t, batch_id=batch, encoding="json")
+        client.put_object(Bucket=s.landing.bucket, Key=key,
+                          Body=encode_json(header, events, device_key=keys.device_key("dev-door", kid), key_id=kid))
+
+    device = bronze_ingest.pseudonymize("device", "dev-door", keys.pseudonym.active_key)
+    # an earlier run ingested batch b-first of the device with the nonce (seeded into the registry directly)
+    earlier = {"object_key": "uploads/earlier.json.gz", "upload_date": day1.date(), "size_bytes": 1, "sha256": "x",
+               "encoding": "json", "status": "accepted", "records_received": 1, "records_accepted": 1,
+               "records_quarantined": 0, "ingest_run_id": "earlier", "ingested_at": day1, "device_pseudonym": device,
+               "batch_id": "b-first", "attestation_nonce": (b"\x07" * 16).hex(), "received_at": day1}
+    lake.merge_insert_new(spark, spark.createDataFrame([tuple(earlier[c] for c in BRONZE_INGESTED_OBJECTS.column_names)],
+                                                       BRONZE_INGESTED_OBJECTS.spark_schema()), BRONZE_INGESTED_OBJECTS, s)
+    day2 = day1 + timedelta(days=1)
+    upload("b-replay", day2)
+    upload("b-again", day2 + timedelta(minutes=1))  # and once more in the same run
+    provider = LocalKeyProvider.from_key_file(Path(s.keys.file))
+    second = bronze_ingest.run(spark, bronze_ingest.IngestContext(settings=s, upload_date=day2.date()), keys, provider)
+    assert (second.records_received, second.records_accepted, second.records_quarantined) == (2, 0, 2)
+    assert second.quarantined_by_reason == {REPLAYED_NONCE: 2}
+    assert second.suspected_spoofing_by_device == {device: 2}  # the pseudonym, never the raw id
+    findings = door_findings(lake.read_table(spark, BRONZE_QUARANTINE, s), lake.read_table(spark, BRONZE_INGESTED_OBJECTS, s),
+                             day=day2.date(), high_objects=1).collect()
+    assert [(f["device_pseudonym"], f["severity"]) for f in findings] == [(device, "high")]
