@@ -680,6 +680,29 @@ def _signal(rng: random.Random, network: str) -> float:
     return float(round(rng.triangular(low, high, mode)))
 
 
+def _call_fields(rng: random.Random, ctx: _DeviceDay, *, call_id: str, callee: str, src_ip: str, dst_ip: str,
+                 network: str) -> dict[str, Any]:
+    """The fields every event of one call repeats: parties, addresses, network, location (when shared, jittered
+    from `rng`) and, by schema version, the telemetry level (v2+) or the IMEI (v1 clients that send it)."""
+    device, subscriber = ctx.device, ctx.subscriber
+    common: dict[str, Any] = {
+        "call_id": call_id, "msisdn": subscriber.msisdn, "callee_msisdn": callee,
+        "account_id": subscriber.account_id, "src_ip": src_ip, "dst_ip": dst_ip, "network_type": network,
+        # Browsers expose no radio metrics; native SDKs report their platform's own one.
+        "signal_metric": SIGNAL_METRICS[network][0] if ctx.native else None,
+        "country_code": ctx.city.country_code, "carrier_mccmnc": ctx.carrier,
+    }
+    if ctx.shares_location:
+        common["latitude"] = round(ctx.latitude + rng.gauss(0, 0.01), 5)
+        common["longitude"] = round(ctx.longitude + rng.gauss(0, 0.01), 5)
+    if device.schema_version >= 2:
+        common["telemetry_level"] = subscriber.telemetry_level
+        common["diagnostics_opt_out"] = subscriber.diagnostics_opt_out
+    elif device.imei is not None:
+        common["imei"] = device.imei
+    return common
+
+
 class _CallSimulator:
     """Turns calls into events (true time in event_ms; the device's skew is added when batching)."""
 
@@ -764,22 +787,10 @@ class _CallSimulator:
         if start_ms + terminal_after_ms > end_limit_ms:  # a call (at most ~4 h) started late: keep it inside the day
             start_ms = end_limit_ms - terminal_after_ms
 
-        common: dict[str, Any] = {
-            "call_id": _uuid4(rng), "msisdn": subscriber.msisdn, "callee_msisdn": self.callee(subscriber),
-            "account_id": subscriber.account_id, "src_ip": src_ip, "dst_ip": dst_ip, "network_type": network,
-            # Browsers expose no radio metrics; native SDKs report their platform's own one.
-            "signal_metric": SIGNAL_METRICS[network][0] if ctx.native else None,
-            "country_code": ctx.city.country_code, "carrier_mccmnc": ctx.carrier,
-        }
-        if ctx.shares_location:
-            common["latitude"] = round(ctx.latitude + rng.gauss(0, 0.01), 5)
-            common["longitude"] = round(ctx.longitude + rng.gauss(0, 0.01), 5)
+        call_id = _uuid4(rng)  # drawn before the callee: the seeded stream stays what it was
+        common = _call_fields(rng, ctx, call_id=call_id, callee=self.callee(subscriber), src_ip=src_ip, dst_ip=dst_ip,
+                              network=network)
         v2 = device.schema_version >= 2
-        if v2:
-            common["telemetry_level"] = subscriber.telemetry_level
-            common["diagnostics_opt_out"] = subscriber.diagnostics_opt_out
-        elif device.imei is not None:
-            common["imei"] = device.imei
 
         def event(event_type: str, at_ms: int) -> dict[str, Any]:
             e = dict(common)
@@ -1600,21 +1611,8 @@ def _attack_call(
         network = ctx.web_network
     src_ip = ctx.fixed_ip if network in ("wifi", "ethernet") else ctx.mobile_pool.draw(rng)
     dst_ip = rng.choice(ctx.relays[1] if ":" in src_ip else ctx.relays[0])
-    common: dict[str, Any] = {
-        "call_id": _uuid4(rng), "msisdn": subscriber.msisdn, "callee_msisdn": callee,
-        "account_id": subscriber.account_id, "src_ip": src_ip, "dst_ip": dst_ip, "network_type": network,
-        "signal_metric": SIGNAL_METRICS[network][0] if ctx.native else None,
-        "country_code": ctx.city.country_code, "carrier_mccmnc": ctx.carrier,
-    }
-    if ctx.shares_location:
-        common["latitude"] = round(ctx.latitude + rng.gauss(0, 0.01), 5)
-        common["longitude"] = round(ctx.longitude + rng.gauss(0, 0.01), 5)
+    common = _call_fields(rng, ctx, call_id=_uuid4(rng), callee=callee, src_ip=src_ip, dst_ip=dst_ip, network=network)
     v2 = device.schema_version >= 2
-    if v2:
-        common["telemetry_level"] = subscriber.telemetry_level
-        common["diagnostics_opt_out"] = subscriber.diagnostics_opt_out
-    elif device.imei is not None:
-        common["imei"] = device.imei
 
     def event(event_type: str, at_ms: int) -> dict[str, Any]:
         e = dict(common, event_id=_uuid4(rng), event_type=event_type, event_ms=at_ms)
