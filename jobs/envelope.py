@@ -77,6 +77,9 @@ class DataKey:
         return DataKey(dek_id=f"dek-{day}-{uuid.uuid4().hex[:12]}", key=secrets.token_bytes(DEK_BYTES))
 
 
+_CELL_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # = json.dumps(..., same options), built once
+
+
 def _cell_header(dek_id: str) -> bytes:
     raw = dek_id.encode("ascii")
     return bytes((CELL_FORMAT_V1, len(raw))) + raw
@@ -100,7 +103,7 @@ def encrypt_cell(aead: Any, dek_id: str, *, column: str, row_id: str, payload: M
     """One restricted cell: `payload` (JSON) under the DEK behind `aead` (an AESGCM), bound to column and row."""
     header = _cell_header(dek_id)
     nonce = os.urandom(NONCE_BYTES)
-    plaintext = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    plaintext = _CELL_JSON.encode(payload).encode()
     return header + nonce + aead.encrypt(nonce, plaintext, _cell_aad(header, column, row_id))
 
 

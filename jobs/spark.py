@@ -67,6 +67,11 @@ def s3a_options(settings: Settings) -> dict[str, str]:
         "fs.s3a.committer.magic.enabled": "false",
         "fs.s3a.retry.limit": "3",
         "fs.s3a.attempts.maximum": "3",
+        # Hadoop 3.5's default stream ("analytics", HADOOP-19559) keeps an entry per object read for the life of
+        # the filesystem (HADOOP-20058) and waits on its async block fetches: reading a 1M-event day's 27,825
+        # small landing objects, the decode stage ran over 10 minutes with tasks parked in Block.awaitData and
+        # a 2g heap ran out; with "classic" the same read + decode took 132 s (make bench, /tmp/prof/decexp.py).
+        "fs.s3a.input.stream.type": "classic",
     }
 
 
@@ -86,6 +91,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # VACUUM lists a table's files in a job of this many tasks (Spark's default: 10,000, whatever the
         # table's size): on this machine 60 s for a 7-file table, 8 s at 4 (/tmp/vacbench.py, loaded machine).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark.shuffle_partitions),
+        # What opening a file costs, in bytes of reading, when Spark packs files into a read task (default 4 MB).
+        # Landing objects are ~3 KB and an S3 GET costs about what reading ~256 KB does here, so the default made
+        # one task per 32 objects: 870 tasks for a 1M-event day, and every job over the decoded rows paid for
+        # 870 partitions (make bench). Also packs small Delta files into fewer read tasks.
+        "spark.sql.files.openCostInBytes": str(256 * 1024),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",

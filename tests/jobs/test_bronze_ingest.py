@@ -49,19 +49,21 @@ def test_ip_truncation() -> None:
         truncate_ip("999.1.1.1")
 
 
-@hyp_settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2 ** 32 - 1), st.sampled_from(["", "", "0", "00", "1", " "]), st.integers(0, 3))
-def test_ip_truncation_fast_path_agrees_with_ipaddress(value: int, pad: str, octet: int) -> None:
-    # IPv4 takes a regex path (a make bench profile): it must accept, reject and truncate as ipaddress does.
+def _ipaddress_answer(text: str) -> str | None:
+    """What the stdlib says: the /24 or /48 network of `text`, or None where it is not an IP."""
     import ipaddress
 
-    parts = str(ipaddress.IPv4Address(value)).split(".")
-    parts[octet] = pad + parts[octet]
-    text = ".".join(parts)
     try:
-        expected: str | None = str(ipaddress.ip_network(f"{ipaddress.ip_address(text)}/24", strict=False))
+        addr = ipaddress.ip_address(text)
     except ValueError:
-        expected = None
+        return None
+    return str(ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 48}", strict=False))
+
+
+def _agrees_with_ipaddress(text: str) -> None:
+    # bronze parses IPs with inet_pton/inet_ntop (a make bench profile): it must accept, reject and truncate
+    # exactly as ipaddress does.
+    expected = _ipaddress_answer(text)
     if expected is None:
         with pytest.raises(ValueError):
             truncate_ip(text)
@@ -70,6 +72,37 @@ def test_ip_truncation_fast_path_agrees_with_ipaddress(value: int, pad: str, oct
     event = {"event_id": "e", "call_id": "c", "event_type": "call_start", "event_ms": T0, "msisdn": "+4915112345678",
              "src_ip": text}
     assert validate_event(event, HEADER) == (None if expected else ("invalid_ip", "src_ip is not an IP address"))
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.sampled_from(["", "", "0", "00", "1", " "]), st.integers(0, 3))
+def test_ipv4_parsing_agrees_with_ipaddress(value: int, pad: str, octet: int) -> None:
+    import ipaddress
+
+    parts = str(ipaddress.IPv4Address(value)).split(".")
+    parts[octet] = pad + parts[octet]
+    _agrees_with_ipaddress(".".join(parts))
+
+
+_HEXTET = st.sampled_from([0, 0, 0, 1, 0xFFFF, 0xDB8]) | st.integers(0, 0xFFFF)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.lists(_HEXTET, min_size=8, max_size=8), st.sampled_from(["compressed", "exploded", "upper", "zone", "v4"]))
+def test_ipv6_parsing_agrees_with_ipaddress(hextets: list[int], form: str) -> None:
+    import ipaddress
+
+    addr = ipaddress.IPv6Address(":".join(f"{h:x}" for h in hextets))
+    text = {"compressed": addr.compressed, "exploded": addr.exploded, "upper": addr.compressed.upper(),
+            "zone": f"{addr.compressed}%eth0",
+            "v4": f"{addr.exploded.rsplit(':', 2)[0]}:{ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)}"}[form]
+    _agrees_with_ipaddress(text)
+
+
+@hyp_settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEF:.% x", max_size=24))
+def test_ip_parsing_of_arbitrary_text_agrees_with_ipaddress(text: str) -> None:
+    _agrees_with_ipaddress(text)
 
 
 @pytest.mark.parametrize(
@@ -156,6 +189,22 @@ def test_decode_uploads_accounts_for_every_record(spark, keys) -> None:  # type:
         assert MSISDN not in text and "490154203237518" not in text and "198.51.100.77" not in text
         assert "device-abc" not in text and "4930123456" not in text
         assert "52.520008" not in text and "13.404954" not in text and dek.key.hex() not in text
+
+
+def test_decode_uploads_output_batching_changes_nothing(spark, keys) -> None:  # type: ignore[no-untyped-def]
+    # Output batches are cut at `batch_rows` (worker memory, make bench): one row per batch must give the same rows.
+    df = spark.createDataFrame(_objects(keys), "object_key string, content binary")
+    dek = DataKey.generate()
+    runs = [decode_uploads(df, keys=keys, dek=dek, run_id="run-1", now=NOW, batch_rows=n).collect() for n in (1, 20_000)]
+    # Ciphertexts differ by their random nonces: compare what they decrypt to instead.
+    def plain(r):  # type: ignore[no-untyped-def]
+        d = r.asDict()
+        for column in ("ip_encrypted", "location_encrypted"):
+            if d[column] is not None:
+                d[column] = decrypt_cell(bytes(d[column]), {dek.dek_id: dek.key}, column=column, row_id=d["event_id"])
+        return sorted(d.items(), key=lambda kv: kv[0])
+    one_per_batch, default = ([repr(plain(r)) for r in rows] for rows in runs)
+    assert sorted(one_per_batch) == sorted(default) and len(default) == 12
 
 
 def test_new_objects_skips_the_manifest(spark) -> None:  # type: ignore[no-untyped-def]

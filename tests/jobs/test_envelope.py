@@ -193,10 +193,13 @@ def test_test_builds_and_tenants_reach_only_the_test_lake(spark: Any, envelope_l
     for spec in (BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE):
         assert not column(spec, prod, "object_key") & test_keys
     assert len(column(BRONZE_INGESTED_OBJECTS, prod, "object_key")) == report.objects_new
+    # objects_listed is the reader's own listing (every object of the day, ingested before or not)
+    assert report.objects_listed == report.objects_new + report.objects_routed_to_test
     # a rerun finds every object in one of the two manifests: nothing is ingested again, in either lake
     again = bronze_ingest.run(spark, bronze_ingest.IngestContext(settings=prod, upload_date=DAY, run_id="bronze-rerun"),
                               envelope_lake["keys"], envelope_lake["provider"])
     assert (again.objects_new, again.objects_routed_to_test) == (0, 0)
+    assert again.objects_listed == report.objects_listed
 
 
 def _decrypted(spark: Any, lake: dict[str, Any], provider: KeyProvider) -> list[tuple[Any, ...]]:
