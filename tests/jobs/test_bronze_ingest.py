@@ -84,6 +84,20 @@ def test_ipv4_parsing_agrees_with_ipaddress(value: int, pad: str, octet: int) ->
     _agrees_with_ipaddress(".".join(parts))
 
 
+def test_ip_given_as_a_number_is_judged_by_ipaddress() -> None:
+    # A JSON upload can send an integer: ipaddress takes it as an address, and so does bronze.
+    _agrees_with_ipaddress_value(3_325_256_815)
+
+
+def _agrees_with_ipaddress_value(value: int) -> None:
+    import ipaddress
+
+    event = {"event_id": "e", "call_id": "c", "event_type": "call_start", "event_ms": T0, "msisdn": "+4915112345678",
+             "src_ip": value}
+    assert validate_event(event, HEADER) is None
+    assert truncate_ip(value) == str(ipaddress.ip_network(f"{ipaddress.ip_address(value)}/24", strict=False))  # type: ignore[arg-type]
+
+
 _HEXTET = st.sampled_from([0, 0, 0, 1, 0xFFFF, 0xDB8]) | st.integers(0, 0xFFFF)
 
 
