@@ -106,8 +106,14 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.warehouse.dir": str(Path(settings.spark.ivy_dir).parent / "spark-warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={Path(settings.spark.ivy_dir).parent}",
+        "spark.driver.extraJavaOptions": " ".join(filter(None, (
+            f"-Dderby.system.home={Path(settings.spark.ivy_dir).parent}", settings.spark.driver_java_options))),
     }
+    if settings.spark.codegen == "off":
+        # Interpreted expressions, no generated classes for Janino and the JIT to compile (factoryMode is the
+        # switch for expression code generation; wholeStage for the fused stages).
+        conf["spark.sql.codegen.wholeStage"] = "false"
+        conf["spark.sql.codegen.factoryMode"] = "NO_CODEGEN"
     if settings.spark.max_cores > 0:
         conf["spark.cores.max"] = str(settings.spark.max_cores)
     conf.update({f"spark.hadoop.{key}": value for key, value in s3a_options(settings).items()})

@@ -65,6 +65,7 @@ class KeySettings:
 
 
 DAG_TASK_MODES = ("in_process", "pyspark")
+CODEGEN_MODES = ("on", "off")
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,16 @@ class SparkSettings:
     # `airflow_conn_id`, i.e. the cluster Airflow is configured for, with the lake's configuration on top).
     dag_tasks: str
     airflow_conn_id: str
+    # "on": Spark compiles queries to JVM code (whole-stage codegen), what a big day needs. "off": expressions
+    # are interpreted, which costs far less JVM CPU on small data (the test suite runs this way).
+    codegen: str
+    driver_java_options: str  # extra JVM options of the driver (which also runs the tasks in local mode); "" for none
 
     def __post_init__(self) -> None:
         if self.dag_tasks not in DAG_TASK_MODES:
             raise SettingsError(f"spark.dag_tasks: expected one of {DAG_TASK_MODES}, got {self.dag_tasks!r}")
+        if self.codegen not in CODEGEN_MODES:
+            raise SettingsError(f"spark.codegen: expected one of {CODEGEN_MODES}, got {self.codegen!r}")
 
 
 @dataclass(frozen=True)

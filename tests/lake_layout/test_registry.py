@@ -66,3 +66,29 @@ def test_landing_keys_round_trip() -> None:
     parsed = parse_landing_key(key)
     assert parsed is not None and parsed.hour == 13 and parsed.encoding == "json" and parsed.batch_id == "b-1"
     assert parse_landing_key("uploads/somewhere/else.gz") is None
+
+
+def test_spark_codegen_and_driver_options_reach_the_spark_conf() -> None:
+    from dataclasses import replace
+
+    from jobs.spark import spark_conf
+
+    settings = load_settings(env={})
+    on = spark_conf(settings)
+    assert "spark.sql.codegen.factoryMode" not in on and "spark.sql.codegen.wholeStage" not in on  # Spark's defaults
+    off = spark_conf(replace(settings, spark=replace(settings.spark, codegen="off", driver_java_options="-XX:+UseSerialGC")))
+    assert off["spark.sql.codegen.wholeStage"] == "false" and off["spark.sql.codegen.factoryMode"] == "NO_CODEGEN"
+    assert off["spark.driver.extraJavaOptions"].endswith(" -XX:+UseSerialGC")
+    assert on["spark.driver.extraJavaOptions"].startswith("-Dderby.system.home=") and " " not in on["spark.driver.extraJavaOptions"]
+    with pytest.raises(SettingsError, match="spark.codegen: expected one of"):
+        load_settings(env={"VOIPLAKE_SPARK_CODEGEN": "sometimes"})
+
+
+def test_the_test_session_interprets_expressions(spark) -> None:  # type: ignore[no-untyped-def]
+    """The suite's settings (tests/conftest.py) reach its session: a query compiles few classes, if any."""
+    codegen = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+    before = codegen.getCount()
+    rows = spark.range(1000).selectExpr("id % 7 AS k", "id * 2 AS v").groupBy("k").sum("v").orderBy("k").collect()
+    assert [r.k for r in rows] == list(range(7))
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    assert codegen.getCount() - before <= 3  # with codegen on this query compiles about a dozen classes
