@@ -186,7 +186,7 @@ class GoldReport:
 
 def run(spark: "SparkSession", ctx: GoldContext) -> GoldReport:
     """Recompute gold.hourly_geo_usage for ctx.call_dates from silver.calls."""
-    from pyspark import StorageLevel
+    from jobs.spark import row_cache_level
     from pyspark.sql import functions as F
 
     from jobs import lake, lineage
@@ -203,9 +203,9 @@ def run(spark: "SparkSession", ctx: GoldContext) -> GoldReport:
     silver_version = lake.table_version(spark, SILVER_CALLS, settings)
     in_dates = ", ".join(f"DATE'{d.isoformat()}'" for d in ctx.call_dates)
     calls = lake.read_table(spark, SILVER_CALLS, settings).where(f"call_date IN ({in_dates})")
-    facts = usage_facts(calls, region_resolution=settings.privacy.h3_region_resolution).persist(StorageLevel.MEMORY_AND_DISK)
+    facts = usage_facts(calls, region_resolution=settings.privacy.h3_region_resolution).persist(row_cache_level())
     published, suppressed = k_anonymize(facts, k=k)
-    rows = aggregate_published(published, k=k).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = aggregate_published(published, k=k).persist(row_cache_level())
 
     n_calls = facts.count()
     n_suppressed = suppressed.count()

@@ -53,3 +53,29 @@ def list_keys(client: "S3Client", bucket: str, prefix: str) -> Iterator[tuple[st
         if not page.get("IsTruncated") or not contents:
             return
         start_after = contents[-1]["Key"]
+
+
+def any_key_ending(client: "S3Client", bucket: str, prefix: str, suffix: str) -> bool:
+    """Whether some object under `prefix` has a key ending in `suffix`, found level by level with '/'-delimited
+    listings (depth first, the first hit wins).
+
+    A flat listing would do, but S3Proxy's filesystem store builds every page from all the keys under the
+    prefix: its first page of a 3M-event landing day (82,700 objects) took 5.9 s, a delimited page of the same
+    day under 0.01 s (make bench)."""
+    pending = [prefix]
+    while pending:
+        level = pending.pop()
+        start_after = ""
+        while True:
+            page = client.list_objects_v2(Bucket=bucket, Prefix=level, Delimiter="/",
+                                          **({"StartAfter": start_after} if start_after else {}))
+            contents = page.get("Contents", [])
+            if any(obj["Key"].endswith(suffix) for obj in contents):
+                return True
+            children = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            pending.extend(reversed(children))
+            seen = [obj["Key"] for obj in contents] + children
+            if not page.get("IsTruncated") or not seen:
+                break
+            start_after = max(seen)
+    return False

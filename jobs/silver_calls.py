@@ -315,7 +315,7 @@ def _in_list(values: list[date]) -> str:
 def run(spark: "SparkSession", ctx: SilverContext) -> SilverReport:
     """Rebuild every call touched by bronze events received on ctx.upload_date (plus still-open calls)."""
     from delta.tables import DeltaTable
-    from pyspark import StorageLevel
+    from jobs.spark import row_cache_level
     from pyspark.sql import functions as F
 
     from jobs import lake, lineage
@@ -342,14 +342,14 @@ def run(spark: "SparkSession", ctx: SilverContext) -> SilverReport:
 
     touched = arrived.select("call_id").union(silver.where(F.col("status") == "open").select("call_id")).distinct()
     used = bronze.select(*[c for c in bronze.columns if c in _EVENT_COLUMNS])
-    events = used.join(touched, on="call_id", how="left_semi").persist(StorageLevel.MEMORY_AND_DISK)
+    events = used.join(touched, on="call_id", how="left_semi").persist(row_cache_level())
     accounts = consent.groupBy("subscriber_pseudonym").agg(F.min("account_created_on").alias("account_created_on"))
     flagged = (
         events.transform(correct_clock)
         .transform(deduplicate_events)
         .transform(lambda df: flag_impossible_times(
             df, accounts, future_tolerance=timedelta(seconds=settings.silver.future_tolerance_seconds)))
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .persist(row_cache_level())
     )
     rejected = flagged.where(F.col("reject_reason").isNotNull())
     quarantine = rejected.select(
@@ -364,7 +364,7 @@ def run(spark: "SparkSession", ctx: SilverContext) -> SilverReport:
         .transform(lambda df: apply_consent(df, consent))
         .transform(lambda df: locate_cells(df, resolution=settings.privacy.h3_cell_resolution))
         .transform(lambda df: to_silver_rows(df, run_id=ctx.run_id))
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .persist(row_cache_level())
     )
 
     totals = events.agg(F.count("*").alias("n")).first()

@@ -144,3 +144,15 @@ def build_spark(settings: Settings, app_name: str = "voiplake") -> "SparkSession
         if jars:
             _resolved_record(settings).write_text(json.dumps({"packages": list(PACKAGES), "jars": jars}, indent=1))
     return spark
+
+
+def row_cache_level():  # type: ignore[no-untyped-def]
+    """The storage level for a job's cached rows of the day (bronze's decoded uploads, silver's events and calls,
+    gold's facts): on disk, so the rows sit in the OS page cache rather than in the driver's heap.
+
+    With MEMORY_AND_DISK a 3M-event day ran a 2g driver out of heap in bronze while the block manager unrolled
+    the decoded rows (MemoryStore.putIteratorAsBytes), and a bigger heap only moves that wall; DISK_ONLY writes
+    each block straight to a local file and bounds the heap by the task's working set, not the day's size."""
+    from pyspark import StorageLevel
+
+    return StorageLevel.DISK_ONLY

@@ -17,3 +17,42 @@ def test_list_keys_pages_past_a_thousand_objects_with_keys_that_need_encoding(se
     client.put_object(Bucket=bucket, Key="other/outside.pb.gz", Body=b"x")
     listed = [k for k, size in list_keys(client, bucket, "uploads/") if size == 1]
     assert sorted(listed) == sorted(keys) and len(set(listed)) == len(listed)
+
+
+def test_landing_reader_lists_hour_by_hour_and_still_sees_every_object_of_the_day(settings, spark) -> None:  # type: ignore[no-untyped-def]
+    """read_landing lists the day's children (hour folders, strays) rather than the day flat: nothing under the
+    day prefix is missed, stray keys included (bronze quarantines those as unknown_object_key)."""
+    from dataclasses import replace
+    from datetime import date
+
+    from jobs.bronze_ingest import _landing_has_objects, read_landing
+
+    client = s3_client(settings.object_store)
+    bucket = "landing-reader-test"
+    ensure_bucket(client, bucket)
+    day = "uploads/upload_date=2026-11-24/"
+    wanted = [f"{day}hour={h:02d}/{h:05d}-b.pb.gz" for h in (0, 7, 23)] + [
+        f"{day}stray.json.gz", f"{day}other/deeper/x.pb.gz", f"{day}hour=07/{'9' * 13}-second.json.gz"]
+    unwanted = [f"{day}hour=07/notes.txt", "uploads/upload_date=2026-11-25/hour=00/00000-b.pb.gz",
+                "uploads/upload_date=2026-11-26/hour=00/readme.txt"]
+    for key in wanted + unwanted:
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    s = replace(settings, landing=replace(settings.landing, bucket=bucket, prefix="uploads"))
+
+    rows = read_landing(spark, s, date(2026, 11, 24)).collect()
+    assert sorted(r.object_key for r in rows) == sorted(wanted) and {bytes(r.content) for r in rows} == {b"x"}
+    assert [_landing_has_objects(s, date(2026, 11, d)) for d in (24, 25, 26, 27)] == [True, True, False, False]
+
+
+def test_any_key_ending_pages_through_a_level(settings) -> None:  # type: ignore[no-untyped-def]
+    """The hit may sit past the first 1,000-key page of a level, and below a sibling folder without one."""
+    from jobs.objectstore import any_key_ending
+
+    client = s3_client(settings.object_store)
+    bucket = "any-key-test"
+    ensure_bucket(client, bucket)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: client.put_object(Bucket=bucket, Key=f"d/a/{i:05d}.txt", Body=b"x"), range(1_100)))
+    client.put_object(Bucket=bucket, Key="d/a/zz/last.gz", Body=b"x")
+    assert any_key_ending(client, bucket, "d/", ".gz")
+    assert not any_key_ending(client, bucket, "d/", ".pb.gz") and not any_key_ending(client, bucket, "e/", ".gz")

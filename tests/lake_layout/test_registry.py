@@ -92,3 +92,23 @@ def test_the_test_session_interprets_expressions(spark) -> None:  # type: ignore
     assert [r.k for r in rows] == list(range(7))
     assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
     assert codegen.getCount() - before <= 3  # with codegen on this query compiles about a dozen classes
+
+
+def test_cached_rows_of_the_day_sit_on_disk_not_in_the_heap(spark) -> None:  # type: ignore[no-untyped-def]
+    """jobs.spark.row_cache_level, the level bronze, silver and gold cache their day's rows at: blocks on local
+    disk, none in the block manager's memory (a 3M-event day with MEMORY_AND_DISK ran a 2g driver out of heap)."""
+    from jobs.spark import row_cache_level
+
+    def cached_rdds() -> dict[int, object]:
+        return {i.id(): i for i in spark.sparkContext._jsc.sc().getRDDStorageInfo() if i.numCachedPartitions() > 0}
+
+    before = cached_rdds()  # what other tests of this worker's session left cached is not ours to judge
+    rows = spark.range(20_000).selectExpr("id", "sha2(CAST(id AS STRING), 256) AS h").persist(row_cache_level())
+    try:
+        assert rows.count() == 20_000
+        cached = [info for rdd_id, info in cached_rdds().items() if rdd_id not in before]
+        assert cached, "the persisted rows were not cached at all"
+        assert all(i.memSize() == 0 and i.diskSize() > 0 for i in cached), [(i.memSize(), i.diskSize()) for i in cached]  # type: ignore[attr-defined]
+        assert rows.storageLevel.useDisk and not rows.storageLevel.useMemory
+    finally:
+        rows.unpersist(blocking=True)
