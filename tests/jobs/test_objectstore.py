@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from jobs.objectstore import ensure_bucket, list_keys, s3_client
+from jobs.objectstore import ensure_bucket, list_keys, list_level, s3_client
 
 
 def test_list_keys_pages_past_a_thousand_objects_with_keys_that_need_encoding(settings) -> None:  # type: ignore[no-untyped-def]
@@ -33,7 +33,7 @@ def test_landing_reader_lists_hour_by_hour_and_still_sees_every_object_of_the_da
     day = "uploads/upload_date=2026-11-24/"
     wanted = [f"{day}hour={h:02d}/{h:05d}-b.pb.gz" for h in (0, 7, 23)] + [
         f"{day}stray.json.gz", f"{day}other/deeper/x.pb.gz", f"{day}hour=07/{'9' * 13}-second.json.gz"]
-    unwanted = [f"{day}hour=07/notes.txt", "uploads/upload_date=2026-11-25/hour=00/00000-b.pb.gz",
+    unwanted = [f"{day}hour=07/notes.txt", f"{day}readme.txt", "uploads/upload_date=2026-11-25/hour=00/00000-b.pb.gz",
                 "uploads/upload_date=2026-11-26/hour=00/readme.txt"]
     for key in wanted + unwanted:
         client.put_object(Bucket=bucket, Key=key, Body=b"x")
@@ -44,15 +44,21 @@ def test_landing_reader_lists_hour_by_hour_and_still_sees_every_object_of_the_da
     assert [_landing_has_objects(s, date(2026, 11, d)) for d in (24, 25, 26, 27)] == [True, True, False, False]
 
 
-def test_any_key_ending_pages_through_a_level(settings) -> None:  # type: ignore[no-untyped-def]
-    """The hit may sit past the first 1,000-key page of a level, and below a sibling folder without one."""
-    from jobs.objectstore import any_key_ending
 
+def test_list_keys_pages_through_a_level_past_folders_and_files(settings) -> None:  # type: ignore[no-untyped-def]
+    """A level of more than one page, with folders sorting among its files: nothing listed twice or missed, the
+    first hit found lazily, and a prefix that is not a folder ("d/a" also takes "d/ab/...") as a flat listing would."""
     client = s3_client(settings.object_store)
-    bucket = "any-key-test"
+    bucket = "list-levels-test"
     ensure_bucket(client, bucket)
+    keys = [f"d/a/{i:05d}.txt" for i in range(1_100)] + [f"d/a/{i:05d}/inner.gz" for i in (3, 998, 999, 1_050)] + [
+        "d/a/zz/last.gz", "d/ab/other.gz", "d/top.gz", "e/else.gz"]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda i: client.put_object(Bucket=bucket, Key=f"d/a/{i:05d}.txt", Body=b"x"), range(1_100)))
-    client.put_object(Bucket=bucket, Key="d/a/zz/last.gz", Body=b"x")
-    assert any_key_ending(client, bucket, "d/", ".gz")
-    assert not any_key_ending(client, bucket, "d/", ".pb.gz") and not any_key_ending(client, bucket, "e/", ".gz")
+        list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=b"x"), keys))
+    listed = [k for k, _ in list_keys(client, bucket, "d/")]
+    assert sorted(listed) == sorted(k for k in keys if k.startswith("d/")) and len(set(listed)) == len(listed)
+    assert sorted(k for k, _ in list_keys(client, bucket, "d/a")) == sorted(k for k in keys if k.startswith("d/a"))
+    assert [k for k, _ in list_keys(client, bucket, "d/top.gz")] == ["d/top.gz"]
+    assert next(k for k, _ in list_keys(client, bucket, "d/a/") if k.endswith(".gz")) == "d/a/00003/inner.gz"
+    objects, folders = list_level(client, bucket, "d/a/")
+    assert len(objects) == 1_100 and folders == [f"d/a/{i:05d}/" for i in (3, 998, 999, 1_050)] + ["d/a/zz/"]
