@@ -485,7 +485,7 @@ def read_landing(spark: "SparkSession", settings: Settings, day: date) -> "DataF
     bucket_prefix = f"s3a://{settings.landing.bucket}/"
     # The day's children (its hour folders, and any stray object) are the roots Spark lists, each recursively:
     # one flat listing of the whole day made S3Proxy's filesystem store rebuild each 1,000-key page from every
-    # key of the day (82,700 objects at 3M events: 478 s for the listing); listing hour by hour took 74 s.
+    # key of the day (82,700 objects at 3M events: 478 s for the listing); listing hour by hour took 72-82 s.
     objects, folders = list_level(s3_client(settings.object_store), settings.landing.bucket,
                                   upload_date_prefix(settings.landing.prefix, day))
     roots = sorted(f"{bucket_prefix}{key}" for key in [*folders, *(k for k, _ in objects)])

@@ -44,7 +44,6 @@ def test_landing_reader_lists_hour_by_hour_and_still_sees_every_object_of_the_da
     assert [_landing_has_objects(s, date(2026, 11, d)) for d in (24, 25, 26, 27)] == [True, True, False, False]
 
 
-
 def test_list_keys_pages_through_a_level_past_folders_and_files(settings) -> None:  # type: ignore[no-untyped-def]
     """A level of more than one page, with folders sorting among its files: nothing listed twice or missed, the
     first hit found lazily, and a prefix that is not a folder ("d/a" also takes "d/ab/...") as a flat listing would."""
