@@ -72,6 +72,7 @@ CODEGEN_MODES = ("on", "off")
 class SparkSettings:
     master: str  # local[N], or spark://host:7077 for a standalone cluster (jobs run unchanged on either)
     shuffle_partitions: int
+    adaptive_initial_partitions: int  # shuffles start this wide, adaptive execution merges them (0: shuffle_partitions)
     driver_memory: str
     ivy_dir: str
     executor_memory: str  # per executor on a cluster (ignored by local[N], where the driver executes)
@@ -92,6 +93,8 @@ class SparkSettings:
             raise SettingsError(f"spark.dag_tasks: expected one of {DAG_TASK_MODES}, got {self.dag_tasks!r}")
         if self.codegen not in CODEGEN_MODES:
             raise SettingsError(f"spark.codegen: expected one of {CODEGEN_MODES}, got {self.codegen!r}")
+        if self.adaptive_initial_partitions < 0:
+            raise SettingsError(f"spark.adaptive_initial_partitions must be >= 0, got {self.adaptive_initial_partitions}")
 
 
 @dataclass(frozen=True)

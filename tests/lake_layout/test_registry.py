@@ -84,6 +84,49 @@ def test_spark_codegen_and_driver_options_reach_the_spark_conf() -> None:
         load_settings(env={"VOIPLAKE_SPARK_CODEGEN": "sometimes"})
 
 
+def test_adaptive_initial_partitions_reach_the_spark_conf() -> None:
+    from dataclasses import replace
+
+    from jobs.spark import spark_conf
+
+    settings = load_settings(env={})
+    assert settings.spark.adaptive_initial_partitions == 32
+    wide = spark_conf(settings)
+    assert wide["spark.sql.adaptive.coalescePartitions.initialPartitionNum"] == "32"
+    assert wide["spark.sql.adaptive.coalescePartitions.parallelismFirst"] == "false"
+    plain = spark_conf(replace(settings, spark=replace(settings.spark, adaptive_initial_partitions=0)))
+    assert not any(key.startswith("spark.sql.adaptive.coalescePartitions.") for key in plain)
+    with pytest.raises(SettingsError, match="spark.adaptive_initial_partitions must be >= 0"):
+        load_settings(env={"VOIPLAKE_SPARK_ADAPTIVE_INITIAL_PARTITIONS": "-1"})
+
+
+def test_big_shuffles_get_more_partitions_than_small_ones(spark) -> None:  # type: ignore[no-untyped-def]
+    """The session's shuffles start at adaptive_initial_partitions (32) and merge up to the advisory size: with the
+    advisory size lowered to 256 KB, ~7 MB of shuffle (hashes, which do not compress) runs in more partitions than
+    shuffle_partitions (4), while a few rows end in one partition."""
+    from pyspark.sql import functions as F
+
+    advisory = "spark.sql.adaptive.advisoryPartitionSizeInBytes"
+    previous = spark.conf.get(advisory)
+    spark.conf.set(advisory, str(256 * 1024))
+    try:
+        def big():  # type: ignore[no-untyped-def]
+            return spark.range(200_000).withColumn("pad", F.sha2(F.col("id").cast("string"), 256)).repartition("id")
+
+        sizes = [len(rows) for rows in big().rdd.glom().collect()]  # the plan's final partitions, after merging
+        assert sum(sizes) == 200_000
+        assert int(spark.conf.get("spark.sql.shuffle.partitions")) < len(sizes) <= 32
+        assert [len(rows) for rows in spark.range(10).repartition("id").rdd.glom().collect()] == [10]
+        initial = "spark.sql.adaptive.coalescePartitions.initialPartitionNum"
+        spark.conf.unset(initial)  # without the setting the same shuffle stays within shuffle_partitions
+        try:
+            assert len(big().rdd.glom().collect()) <= int(spark.conf.get("spark.sql.shuffle.partitions"))
+        finally:
+            spark.conf.set(initial, "32")
+    finally:
+        spark.conf.set(advisory, previous)
+
+
 def test_the_test_session_interprets_expressions(spark) -> None:  # type: ignore[no-untyped-def]
     """The suite's settings (tests/conftest.py) reach its session: a query compiles few classes, if any."""
     codegen = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
