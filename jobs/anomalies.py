@@ -707,6 +707,7 @@ def run(spark: "SparkSession", ctx: AnomalyContext, *, key_id: str) -> AnomalyRe
     from pyspark.sql import functions as F
 
     from jobs import lake, lineage, siem
+    from jobs.spark import row_cache_level
 
     settings, config, day = ctx.settings, ctx.settings.anomalies, ctx.detection_date
     started = datetime.now(timezone.utc)
@@ -718,7 +719,7 @@ def run(spark: "SparkSession", ctx: AnomalyContext, *, key_id: str) -> AnomalyRe
     inputs = {s.name: lake.table_version(spark, s, settings) for s in (SILVER_CALLS, BRONZE_AUTH_EVENTS)}
     first = day - timedelta(days=config.history_days)
     calls = (lake.read_table(spark, SILVER_CALLS, settings)
-             .where(F.col("call_date").between(F.lit(first), F.lit(day))).persist(StorageLevel.MEMORY_AND_DISK))
+             .where(F.col("call_date").between(F.lit(first), F.lit(day))).persist(row_cache_level()))
     auth = lake.read_table(spark, BRONZE_AUTH_EVENTS, settings).where(
         F.col("auth_date").between(F.lit(first), F.lit(day)))
     call_prefixes = None

@@ -155,7 +155,8 @@ def build_spark(settings: Settings, app_name: str = "voiplake") -> "SparkSession
 
 def row_cache_level():  # type: ignore[no-untyped-def]
     """The storage level for a job's cached rows of the day (bronze's decoded uploads, silver's events and calls,
-    gold's facts): on disk, so the rows sit in the OS page cache rather than in the driver's heap.
+    gold's facts, the calls anomaly detection reads): on disk, so the rows sit in the OS page cache rather than in
+    the driver's heap.
 
     With MEMORY_AND_DISK a 3M-event day ran a 2g driver out of heap in bronze while the block manager unrolled
     the decoded rows (MemoryStore.putIteratorAsBytes), and a bigger heap only moves that wall; DISK_ONLY writes
