@@ -566,26 +566,35 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: 
                                      attestation=AttestationPolicy.from_settings(settings.attestation, keys),
                                      registry=load_registry(Path(settings.environments.test_registry)),
                                      ).persist(row_cache_level())
+        # The few rows that are not events (one per object, one per quarantined record) get a cache of their own,
+        # filled in the same pass that decodes and caches everything: the door, the totals, the quarantine and the
+        # manifest read it. Only the events' MERGEs scan the day's cache: each scan of a 3M-event day's cache
+        # costs seconds, and the run used to make a dozen of them (make bench).
+        from pyspark import StorageLevel
+
+        side_raw = decoded_raw.where(F.col("row_kind") != F.lit(ROW_EVENT)).persist(StorageLevel.MEMORY_AND_DISK)
         # Abuse at the door (jobs.door): upload rate per device-hour and attestation nonce replay, across objects.
-        from jobs.door import apply_door, door_verdicts, spoofing_by_device
+        from jobs.door import apply_door, door_verdicts, spoofing_by_device, without_flagged
 
         seen_nonces = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, settings).where(
             F.col("attestation_nonce").isNotNull()).select("device_pseudonym", "batch_id", "attestation_nonce")
-        verdicts = door_verdicts(object_manifest(decoded_raw), seen=seen_nonces,
-                                 max_per_hour=settings.door.max_batches_per_device_hour).persist(row_cache_level())
+        verdicts = door_verdicts(object_manifest(side_raw), seen=seen_nonces,
+                                 max_per_hour=settings.door.max_batches_per_device_hour).persist(StorageLevel.MEMORY_AND_DISK)
         spoofing = spoofing_by_device(verdicts.where(F.col("environment") == F.lit(PRODUCTION)))
-        decoded_all = apply_door(decoded_raw, verdicts).persist(row_cache_level())
+        side_all = apply_door(side_raw, verdicts).persist(StorageLevel.MEMORY_AND_DISK)
+        events_all = without_flagged(accepted_events(decoded_raw), verdicts)  # read by the events' MERGE only
+
         # Test builds' and test tenants' rows go to the test lake only: production tables never see them.
-        decoded = decoded_all.where(F.col("environment") == F.lit(PRODUCTION))
-        routed = decoded_all.where(F.col("environment") == F.lit(TEST))
-        totals_by_env = {r["environment"]: r for r in object_manifest(decoded_all).groupBy("environment").agg(
+        def of(rows: "DataFrame", environment: str) -> "DataFrame":
+            return rows.where(F.col("environment") == F.lit(environment))
+
+        totals_by_env = {r["environment"]: r for r in object_manifest(side_all).groupBy("environment").agg(
             F.count("*").alias("n"),
             F.coalesce(F.sum("records_received"), F.lit(0)).alias("received"),
             F.coalesce(F.sum("records_accepted"), F.lit(0)).alias("accepted"),
             F.coalesce(F.sum("records_quarantined"), F.lit(0)).alias("quarantined"),
         ).collect()}
-        decoded_raw.unpersist()  # decoded_all is materialized by the totals above
-        verdicts.unpersist()
+        side_raw.unpersist()  # side_all is materialized by the totals above
         totals, routed_totals = totals_by_env.get(PRODUCTION), totals_by_env.get(TEST)
         fresh = int(totals["n"]) if totals else 0
         if routed_totals:
@@ -596,19 +605,21 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: 
             provider = provider_from_settings(settings)
         if routed_objects:
             assert provider is not None
-            _write_bronze(spark, test_settings, routed, dek=dek, provider=provider, upload_date=ctx.upload_date,
-                          run_id=ctx.run_id)
+            _write_bronze(spark, test_settings, of(events_all, TEST), of(side_all, TEST), dek=dek, provider=provider,
+                          upload_date=ctx.upload_date, run_id=ctx.run_id)
         if fresh:
             assert totals is not None and provider is not None
-            objects = object_manifest(decoded)
+            side = of(side_all, PRODUCTION)
+            objects = object_manifest(side)
             counts = {"records_received": int(totals["received"]), "records_accepted": int(totals["accepted"]),
                       "records_quarantined": int(totals["quarantined"])}
-            by_reason = {r["reason"]: int(r["n"]) for r in quarantine_records(decoded).groupBy("reason").agg(F.sum("records").alias("n")).collect()}
+            by_reason = {r["reason"]: int(r["n"]) for r in quarantine_records(side).groupBy("reason").agg(F.sum("records").alias("n")).collect()}
             by_status = {r["status"]: int(r["count"]) for r in objects.groupBy("status").count().collect()}
             processed = [(r["object_key"], r["sha256"]) for r in objects.select("object_key", "sha256").collect()]
-            _write_bronze(spark, settings, decoded, dek=dek, provider=provider, upload_date=ctx.upload_date,
-                          run_id=ctx.run_id)
-        decoded_all.unpersist()
+            _write_bronze(spark, settings, of(events_all, PRODUCTION), side, dek=dek, provider=provider,
+                          upload_date=ctx.upload_date, run_id=ctx.run_id)
+        for cached in (side_all, verdicts, decoded_raw):
+            cached.unpersist()
         # Chain each newly ingested object's SHA-256 (audit.landing_integrity); already chained ones are skipped.
         from jobs.landing_integrity import record_new_objects
 
@@ -627,19 +638,20 @@ def run(spark: "SparkSession", ctx: IngestContext, keys: KeyMaterial, provider: 
     return report
 
 
-def _write_bronze(spark: "SparkSession", settings: Settings, decoded: "DataFrame", *, dek: DataKey,
+def _write_bronze(spark: "SparkSession", settings: Settings, events: "DataFrame", side: "DataFrame", *, dek: DataKey,
                   provider: KeyProvider, upload_date: date, run_id: str) -> None:
     """The decoded rows of one environment into that environment's lake (`settings`): the wrapped data key first
-    (no ciphertext is ever written without the key that decrypts it), then events, quarantine, manifest."""
+    (no ciphertext is ever written without the key that decrypts it), then events, quarantine, manifest.
+    `events`: its accepted events; `side`: its quarantine and manifest rows."""
     from jobs import lake
 
     for spec in (BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, SECURITY_DATA_KEYS):
         lake.ensure_table(spark, spec, settings)
     register_data_key(spark, settings, provider, dek, scope=f"{BRONZE_CALL_EVENTS.name} upload_date={upload_date}",
                       run_id=run_id)
-    lake.merge_insert_new(spark, accepted_events(decoded), BRONZE_CALL_EVENTS, settings, prune_on="event_date")
-    lake.merge_insert_new(spark, quarantine_records(decoded), BRONZE_QUARANTINE, settings, prune_on="upload_date")
-    lake.merge_insert_new(spark, object_manifest(decoded), BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
+    lake.merge_insert_new(spark, events, BRONZE_CALL_EVENTS, settings, prune_on="event_date")
+    lake.merge_insert_new(spark, quarantine_records(side), BRONZE_QUARANTINE, settings, prune_on="upload_date")
+    lake.merge_insert_new(spark, object_manifest(side), BRONZE_INGESTED_OBJECTS, settings, prune_on="upload_date")
 
 
 def lineage_inputs(settings: Settings, upload_date: date, objects: list[tuple[str, str]], *,

@@ -9,7 +9,7 @@ from typing import Any
 
 from jobs.anomalies import door_findings, quarantine_entries, to_anomaly_rows
 from jobs.bronze_ingest import ROW_EVENT, ROW_OBJECT, ROW_QUARANTINE, decoded_schema
-from jobs.door import REPLAYED_NONCE, UPLOAD_RATE_EXCEEDED, apply_door, door_verdicts
+from jobs.door import REPLAYED_NONCE, UPLOAD_RATE_EXCEEDED, apply_door, door_verdicts, without_flagged
 from lake_layout.tables import BRONZE_INGESTED_OBJECTS, BRONZE_QUARANTINE
 
 DAY = date(2026, 3, 2)
@@ -92,6 +92,11 @@ def test_apply_door_quarantines_whole_objects_and_accounting_holds(spark: Any) -
     for o in objects.values():
         assert o["records_received"] == o["records_accepted"] + o["records_quarantined"]
     assert sum(q["records"] for q in quarantine) == sum(o["records_quarantined"] for o in objects.values())
+    # Bronze reads its events through the anti-join alone: the same events, the same columns.
+    only_events = decoded.where(f"row_kind = '{ROW_EVENT}'")
+    kept = without_flagged(only_events, verdicts)
+    assert kept.columns == decoded.columns
+    assert sorted(r["event_id"] for r in kept.collect()) == events
 
 
 def test_spoofing_device_becomes_a_high_finding_and_a_quarantine_entry(spark: Any) -> None:
