@@ -10,6 +10,8 @@ from lake_layout.registry import TableSpec
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+OPTIMIZE_WRITE = "delta.autoOptimize.optimizeWrite"  # the Delta table property behind TableSpec.optimize_write
+
 
 class SchemaMismatch(ValueError):
     pass
@@ -25,6 +27,8 @@ def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> 
 
     if table_exists(spark, spec, settings):
         _add_new_columns(spark, spec, settings)
+        if spec.optimize_write:
+            _set_optimize_write(spark, spec, settings)
         return
 
     builder = DeltaTable.createIfNotExists(spark).location(spec.location(settings)).comment(spec.description)
@@ -32,7 +36,17 @@ def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> 
         builder = builder.addColumn(field.name, field.dataType, nullable=field.nullable, comment=column.description)
     if spec.partition_by:
         builder = builder.partitionedBy(*spec.partition_by)
+    if spec.optimize_write:
+        builder = builder.property(OPTIMIZE_WRITE, "true")
     builder.property("voiplake.table", spec.name).property("voiplake.retention_tier", spec.retention_tier.value).execute()
+
+
+def _set_optimize_write(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
+    """A table created before its spec asked for optimized writes gets the property (one metadata commit)."""
+    location = spec.location(settings)
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{location}`").collect()}
+    if properties.get(OPTIMIZE_WRITE) != "true":
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ('{OPTIMIZE_WRITE}' = 'true')")
 
 
 def _add_new_columns(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:

@@ -36,6 +36,7 @@ BRONZE_CALL_EVENTS = TableSpec(
     retention_tier=RetentionTier.BRONZE_RESTRICTED,
     partition_by=("event_date",),
     merge_keys=("object_key", "record_index"),
+    optimize_write=True,
     columns=(
         Column("event_id", "string", C.INTERNAL, "Client-generated event id (UUID)", nullable=False),
         Column("call_id", "string", C.INTERNAL, "Client-generated call id joining start / end / failure", nullable=False, plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
@@ -228,6 +229,7 @@ SILVER_CALLS = TableSpec(
     retention_tier=RetentionTier.SILVER,
     partition_by=("call_date",),
     merge_keys=("call_id",),
+    optimize_write=True,
     columns=(
         Column("call_id", "string", C.INTERNAL, "Client-generated call id", nullable=False, plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("call_date", "date", C.INTERNAL, "UTC date of started_at (of the first event if no start); partition column", nullable=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,42 @@ def test_cached_rows_of_the_day_sit_on_disk_not_in_the_heap(spark) -> None:  # t
         assert rows.storageLevel.useDisk and not rows.storageLevel.useMemory
     finally:
         rows.unpersist(blocking=True)
+
+
+def test_optimized_writes_split_a_big_partition_value_across_tasks(spark, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A spec with optimize_write gets Delta's optimized writes, MERGEs included: one partition value's rows are
+    written in bins of optimizeWrite.binSize, several files, where a MERGE into a table without the property
+    repartitions by the partition column and writes that value in one task, one file. Tables that predate the
+    property get it from ensure_table."""
+    from pyspark.sql import functions as F
+
+    from jobs import lake
+
+    columns = (Column("id", "long", Classification.INTERNAL, ""), Column("day", "date", Classification.INTERNAL, ""),
+               Column("pad", "string", Classification.INTERNAL, ""))
+    local = settings.with_lake_root(str(tmp_path / "lake"))
+    plain = TableSpec(name="t.plain", description="", columns=columns, partition_by=("day",), merge_keys=("id",))
+    binned = replace(plain, name="t.binned", optimize_write=True)
+    # ~6 MB of hashes (they do not compress) for one day, from 8 source partitions.
+    rows = (spark.range(0, 60_000, numPartitions=8).withColumn("day", F.lit("2026-11-24").cast("date"))
+            .withColumn("pad", F.concat(F.sha2(F.col("id").cast("string"), 512), F.sha2(F.col("id").cast("string"), 256))))
+    bin_size = "spark.databricks.delta.optimizeWrite.binSize"
+    previous = spark.conf.get(bin_size)
+    spark.conf.set(bin_size, "1m")
+    try:
+        for spec in (plain, binned):
+            lake.merge_insert_new(spark, rows, spec, local, prune_on="day")
+        files = {s.name: lake.read_table(spark, s, local).select(F.input_file_name()).distinct().count() for s in (plain, binned)}
+    finally:
+        spark.conf.set(bin_size, previous)
+    assert files["t.plain"] == 1
+    assert 1 < files["t.binned"] <= 16, files
+    assert lake.read_table(spark, binned, local).count() == 60_000
+
+    def optimize_write(spec: TableSpec) -> str | None:
+        props = spark.sql(f"SHOW TBLPROPERTIES delta.`{spec.location(local)}`").collect()
+        return {r["key"]: r["value"] for r in props}.get(lake.OPTIMIZE_WRITE)
+
+    assert optimize_write(binned) == "true" and optimize_write(plain) is None
+    lake.ensure_table(spark, replace(plain, optimize_write=True), local)  # the spec now asks for it
+    assert optimize_write(plain) == "true"
