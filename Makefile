@@ -26,7 +26,7 @@ $(STAMP): requirements.lock pyproject.toml
 # venv, S3Proxy jars (Maven) and Spark's jars (Ivy): each resolved once into the ignored cache.
 setup: $(STAMP)
 	$(PY) -m infra.objectstore resolve
-	$(PY) -m jobs.cli warmup
+	$(PY) -m jobs.cli.main warmup
 	$(PY) -c 'from jobs.telemetry.schema_compat import protoc_python; protoc_python()'
 
 ## run: one generated day of telemetry -> landing zone -> Airflow ingestion DAG -> bronze, then a summary.

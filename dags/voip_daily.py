@@ -51,7 +51,7 @@ What triggers what
 
 Where Spark runs: `[spark] dag_tasks` (infra/voiplake.toml). "in_process" (default): each task builds its session
 from `[spark] master` (local[N], or a standalone master). "pyspark": every task is an @task.pyspark of the Airflow
-Spark provider and takes the master from Airflow connection `[spark] airflow_conn_id` (jobs/airflow_tasks.py).
+Spark provider and takes the master from Airflow connection `[spark] airflow_conn_id` (jobs/platform/airflow_tasks.py).
 
 Transient failures (object store hiccups, Spark executor loss) are retried; bad data is never a
 failure, it is quarantined. A failed quality gate is not retried: the data, not the system, is wrong.
@@ -64,7 +64,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import Asset, dag
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from jobs.airflow_tasks import spark_task
+from jobs.platform.airflow_tasks import spark_task
 from lake_layout.config import load_settings
 from lake_layout.tables import (
     ALL_TABLES,
@@ -117,19 +117,19 @@ def _outlets(*specs):  # type: ignore[no-untyped-def]
 def voip_daily() -> None:
     @spark_task(_SETTINGS, outlets=_outlets(REFERENCE_SUBSCRIBER_CONSENT, AUDIT_LINEAGE))
     def ingest_directory(*, logical_date: datetime, spark=None) -> dict[str, object]:
-        from jobs.runner import run_reference_ingest
+        from jobs.pipeline.runner import run_reference_ingest
 
         return run_reference_ingest(export_date=logical_date.date())
 
     @spark_task(_SETTINGS, outlets=_outlets(BRONZE_CALL_EVENTS, BRONZE_QUARANTINE, BRONZE_INGESTED_OBJECTS, AUDIT_LINEAGE))
     def ingest_landing(*, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_bronze_ingest
+        from jobs.pipeline.runner import run_bronze_ingest
 
         return run_bronze_ingest(upload_date=logical_date.date(), dag_id=DAG_ID, dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
     def check_bronze(bronze: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import gate_scope, run_quality_gate
+        from jobs.pipeline.runner import gate_scope, run_quality_gate
 
         where = gate_scope(BRONZE_CALL_EVENTS.name, upload_date=logical_date.date())
         return run_quality_gate(table=BRONZE_CALL_EVENTS.name, where=where, logical_date=logical_date.date(),
@@ -137,13 +137,13 @@ def voip_daily() -> None:
 
     @spark_task(_SETTINGS, outlets=_outlets(SILVER_CALLS, SILVER_QUARANTINE, SILVER_PLATFORM_COMPLETENESS, AUDIT_LINEAGE))
     def build_silver(gate: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_silver_calls
+        from jobs.pipeline.runner import run_silver_calls
 
         return run_silver_calls(upload_date=logical_date.date(), dag_id=DAG_ID, dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
     def check_silver(silver: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> list[str]:  # type: ignore[no-untyped-def]
-        from jobs.runner import gate_scope, run_quality_gate
+        from jobs.pipeline.runner import gate_scope, run_quality_gate
 
         call_dates = list(silver["call_dates"])  # type: ignore[call-overload]
         run_quality_gate(table=SILVER_CALLS.name, where=gate_scope(SILVER_CALLS.name, call_dates=call_dates),
@@ -152,14 +152,14 @@ def voip_daily() -> None:
 
     @spark_task(_SETTINGS, outlets=_outlets(GOLD_HOURLY_GEO_USAGE, AUDIT_LINEAGE))
     def build_gold(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_gold_hourly_geo
+        from jobs.pipeline.runner import run_gold_hourly_geo
 
         return run_gold_hourly_geo(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                    dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, retries=0, outlets=_outlets(AUDIT_QUALITY_RESULTS))
     def check_gold(gold: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import gate_scope, run_quality_gate
+        from jobs.pipeline.runner import gate_scope, run_quality_gate
 
         where = gate_scope(GOLD_HOURLY_GEO_USAGE.name, call_dates=list(gold["call_dates"]))  # type: ignore[call-overload]
         return run_quality_gate(table=GOLD_HOURLY_GEO_USAGE.name, where=where, logical_date=logical_date.date(),
@@ -169,8 +169,8 @@ def voip_daily() -> None:
     def publish_public_stats(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
         from airflow.sdk.exceptions import AirflowFailException
 
-        from jobs.privacy_budget import PrivacyBudgetExceeded
-        from jobs.runner import run_public_usage_stats
+        from jobs.privacy.budget import PrivacyBudgetExceeded
+        from jobs.pipeline.runner import run_public_usage_stats
 
         try:
             return run_public_usage_stats(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
@@ -180,48 +180,48 @@ def voip_daily() -> None:
 
     @spark_task(_SETTINGS, outlets=_outlets(GOLD_CAPACITY_BUSY_HOUR, AUDIT_LINEAGE))
     def build_capacity(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_capacity_busy_hour
+        from jobs.pipeline.runner import run_capacity_busy_hour
 
         return run_capacity_busy_hour(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                       dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, outlets=_outlets(GOLD_BILLING_RATED_CALLS, GOLD_BILLING_USAGE, AUDIT_BILLING_PERIODS, AUDIT_LINEAGE))
     def build_billing(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_billing_usage
+        from jobs.pipeline.runner import run_billing_usage
 
         return run_billing_usage(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                  dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, outlets=_outlets(GOLD_ACCOUNT_USAGE_DAILY, AUDIT_LINEAGE))
     def build_account_usage(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_account_usage
+        from jobs.pipeline.runner import run_account_usage
 
         return run_account_usage(call_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                  dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, outlets=_outlets(GOLD_SUPPORT_TRIGGERS, AUDIT_LINEAGE))
     def evaluate_support_triggers(call_dates: list[str], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_support_triggers
+        from jobs.pipeline.runner import run_support_triggers
 
         return run_support_triggers(evaluated_dates=call_dates, logical_date=logical_date.date(), dag_id=DAG_ID,
                                     dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, outlets=_outlets(GOLD_TELEMETRY_COMPLIANCE, AUDIT_LINEAGE))
     def check_telemetry_compliance(gate: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_telemetry_compliance
+        from jobs.pipeline.runner import run_telemetry_compliance
 
         return run_telemetry_compliance(upload_date=logical_date.date(), dag_id=DAG_ID,
                                         dag_run_id=dag_run.run_id if dag_run else None)
 
     @spark_task(_SETTINGS, outlets=_outlets(BRONZE_AUTH_EVENTS, BRONZE_QUARANTINE))
     def ingest_auth(*, logical_date: datetime, spark=None) -> dict[str, object]:
-        from jobs.runner import run_auth_ingest
+        from jobs.pipeline.runner import run_auth_ingest
 
         return run_auth_ingest(login_date=logical_date.date())
 
     @spark_task(_SETTINGS, outlets=_outlets(GOLD_ANOMALIES, SECURITY_DEVICE_QUARANTINE, AUDIT_LINEAGE))
     def detect_anomalies(call_dates: list[str], auth: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_detect_anomalies
+        from jobs.pipeline.runner import run_detect_anomalies
 
         return run_detect_anomalies(detection_date=logical_date.date(), dag_id=DAG_ID,
                                     dag_run_id=dag_run.run_id if dag_run else None)

@@ -7,7 +7,7 @@ What triggers what
                                               "action": "export"}'
   `action` is `export` (right of access / portability) or `delete` (right to erasure). The params are validated
   before the run starts: an E.164 MSISDN, a request id without spaces or path separators, a known action.
-* `handle_request` runs jobs.dsr through jobs.runner.run_dsr. An export writes JSON lines + CSV per table and a
+* `handle_request` runs jobs.governance.dsr through jobs.pipeline.runner.run_dsr. An export writes JSON lines + CSV per table and a
   manifest to build/dsr/<request_id>/. A delete erases the subject from every table holding personal data
   (lake_layout.dsr_scope), VACUUMs them with RETAIN 0 HOURS and records the receipt in audit.dsr_requests; the
   task's outlets are those tables' Assets, so downstream DAGs see the change.
@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import Asset, Param, dag
 
-from jobs.airflow_tasks import spark_task
+from jobs.platform.airflow_tasks import spark_task
 from lake_layout.config import load_settings
 from lake_layout.dsr_scope import dsr_scopes
 from lake_layout.tables import AUDIT_ACCESS_LOG, AUDIT_DSR_REQUESTS
@@ -62,7 +62,7 @@ PARAMS = {
 def voip_dsr() -> None:
     @spark_task(_SETTINGS, outlets=OUTLETS)
     def handle_request(*, params=None, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_dsr
+        from jobs.pipeline.runner import run_dsr
 
         assert params is not None
         actor = f"airflow:{DAG_ID}:{dag_run.run_id}" if dag_run else f"airflow:{DAG_ID}"

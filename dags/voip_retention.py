@@ -7,7 +7,7 @@ What triggers what
   periods are counted back from (`as_of`); backfill one with `airflow dags test voip_retention D`.
 * `check_policy` loads and validates `lake_layout/retention_policy.toml` (a period and its regulation for every
   retention tier and jurisdiction). A broken policy fails the run before any data is touched, without retries.
-* `enforce_retention` (jobs.retention), in this order:
+* `enforce_retention` (jobs.governance.retention), in this order:
   1. per table, deletes the rows past their period: per jurisdiction (the subscriber's latest row in
      `reference.subscriber_consent`: EU, US-CA, US-other, other) where the tier's periods differ, else
      table-wide; only superseded consent rows, never the one in force;
@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from jobs.airflow_tasks import spark_task
+from jobs.platform.airflow_tasks import spark_task
 from lake_layout.config import load_settings
 from lake_layout.retention import may_purge
 from lake_layout.tables import ALL_TABLES, AUDIT_RETENTION_ACTIONS
@@ -60,7 +60,7 @@ def voip_retention() -> None:
 
     @spark_task(_SETTINGS, outlets=list(ASSETS.values()))
     def enforce_retention(policy: dict[str, object], *, logical_date: datetime, dag_run=None, spark=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        from jobs.runner import run_retention
+        from jobs.pipeline.runner import run_retention
 
         report = run_retention(as_of=logical_date.date(), dag_run_id=dag_run.run_id if dag_run else None)
         return {k: report[k] for k in ("run_id", "as_of", "rows_removed", "files_removed", "objects_expired",

@@ -1,7 +1,7 @@
 """A real Spark standalone cluster (one master, one worker) on 127.0.0.1 from the installed pyspark.
 
 The jobs do not know the difference: `[spark] master` (or VOIPLAKE_SPARK_MASTER) set to the cluster's
-`spark://127.0.0.1:PORT` makes `jobs/spark.py` submit every job there; executors fetch Delta's and
+`spark://127.0.0.1:PORT` makes `jobs/platform/spark.py` submit every job there; executors fetch Delta's and
 hadoop-aws's jars from the driver (`spark.jars`) and run the venv's Python for Python work.
 
     python -m infra.spark_cluster up     # start master + worker in the foreground; Ctrl-C stops both

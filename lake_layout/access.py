@@ -15,7 +15,7 @@ silver.calls) and, within those, the columns up to its clearance.
 
 `voiplake query --role R` exposes each table to R as a view of the columns R may read (a closed table is not
 registered), so a query that names a column above R's clearance fails with a message saying which column and
-why; every read and every denial is recorded in audit.access_log (jobs.access_log).
+why; every read and every denial is recorded in audit.access_log (jobs.platform.access_log).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Role:
     purpose: str
     read: tuple[str, ...] = ("*",)  # table-name globs the role may read
     deny: tuple[str, ...] = ()  # globs closed even when `read` matches
-    may_hold: bool = False  # may place and release legal holds (jobs.legal_holds)
+    may_hold: bool = False  # may place and release legal holds (jobs.governance.legal_holds)
 
     def may_read_table(self, table_name: str) -> bool:
         """True when `table_name` (layer.table) matches a `read` glob and no `deny` glob."""

@@ -132,7 +132,7 @@ class PrivacySettings:
 
 @dataclass(frozen=True)
 class PrivacyAuditSettings:
-    """Re-identification attack simulation (jobs.privacy_audit, `voiplake privacy-audit`).
+    """Re-identification attack simulation (jobs.privacy.audit, `voiplake privacy-audit`).
 
     The simulated attacker knows `known_calls` calls of each of `targets` sampled subscribers (hour, H3 cell,
     network class, platform). A published table fails when a target's prosecutor risk exceeds
@@ -170,7 +170,7 @@ class QualitySettings:
 
 @dataclass(frozen=True)
 class DPSettings:
-    """Differential privacy of gold.public_usage_stats (jobs.public_usage_stats).
+    """Differential privacy of gold.public_usage_stats (jobs.publish.public_usage_stats).
 
     `epsilon_per_release` is what one day's publication spends in total; it is split evenly between the
     two datasets (each dataset's ledger row), and within daily_country_network evenly between calls and
@@ -201,7 +201,7 @@ class DPSettings:
 
 @dataclass(frozen=True)
 class EncryptionSettings:
-    """Envelope encryption of restricted columns (jobs.envelope): which provider holds the key-encryption key.
+    """Envelope encryption of restricted columns (jobs.platform.envelope): which provider holds the key-encryption key.
 
     `local`: the KEK is the key file's column_encryption ring ([keys] file). `vault`: a HashiCorp Vault (or
     OpenBao) Transit key; the token should come from VOIPLAKE_ENCRYPTION_VAULT_TOKEN, not from the file.
@@ -227,7 +227,7 @@ class EncryptionSettings:
 
 @dataclass(frozen=True)
 class CapacitySettings:
-    """SIP trunk capacity planning (jobs.capacity_busy_hour, gold.capacity_busy_hour).
+    """SIP trunk capacity planning (jobs.business.capacity_busy_hour, gold.capacity_busy_hour).
 
     `blocking` is the grade of service trunk groups are dimensioned for: the Erlang B blocking probability
     the busy-hour traffic may see (exact decimal, as a string: "0.01" = 1 call in 100 blocked).
@@ -245,7 +245,7 @@ COST_DRIVERS = ("minutes", "calls", "data_bytes")  # usage measures a cost cente
 
 @dataclass(frozen=True)
 class FinanceSettings:
-    """Cost allocation (jobs.cost_allocation, `voiplake extract cost-allocation`).
+    """Cost allocation (jobs.business.cost_allocation, `voiplake extract cost-allocation`).
 
     Finance drops one file per month, `<costs_dir>/costs-<YYYY-MM>.csv` (period, cost_center, amount_minor,
     currency). Each cost center is allocated by a weighted mix of usage drivers, written
@@ -293,12 +293,12 @@ class FinanceSettings:
         return weights
 
 
-QUOTA_SINKS = ("file", "webhook")  # where support triggers are delivered (jobs.support_sinks)
+QUOTA_SINKS = ("file", "webhook")  # where support triggers are delivered (jobs.business.support_sinks)
 
 
 @dataclass(frozen=True)
 class QuotaSettings:
-    """Quotas and support triggers (jobs.support_triggers, gold.support_triggers, `voiplake support-triggers`).
+    """Quotas and support triggers (jobs.business.support_triggers, gold.support_triggers, `voiplake support-triggers`).
 
     Quotas are talk minutes of completed calls per calendar month (UTC call dates). A trigger fires when an
     account's (or one of its subscribers') month-to-date minutes reach `thresholds_percent` of its quota, or when
@@ -360,7 +360,7 @@ class QuotaSettings:
 
 @dataclass(frozen=True)
 class BillingSettings:
-    """B2B billing (jobs.billing_usage, gold.billing_usage, `voiplake extract billing`).
+    """B2B billing (jobs.business.billing_usage, gold.billing_usage, `voiplake extract billing`).
 
     Periods run from `cutoff_day` (1-28) 00:00 in `timezone` to the same day next month. A period closes once
     the run's date is `close_after_days` past its end (the late-data grace); after that its rows are never
@@ -380,7 +380,7 @@ class BillingSettings:
 
 @dataclass(frozen=True)
 class CrmApiSettings:
-    """The read-only CRM API (`voiplake api serve`, jobs.crm_api) and its reseller policy.
+    """The read-only CRM API (`voiplake api serve`, jobs.business.crm_api) and its reseller policy.
 
     `resellers_file` is the ownership policy (lake_layout/resellers.toml); `tokens_file` holds only the SHA-256
     of each reseller's API token (`voiplake api token --reseller R`), under the git-ignored build/ folder.
@@ -397,7 +397,7 @@ class CrmApiSettings:
 
 @dataclass(frozen=True)
 class ForensicsSettings:
-    """Forensic evidence bundles (jobs.forensics, `voiplake forensics export | handover | verify`).
+    """Forensic evidence bundles (jobs.governance.forensics, `voiplake forensics export | handover | verify`).
 
     `signing_key` is the Ed25519 private key (PEM) signing bundle manifests, made on first use under the
     git-ignored build/ folder; its public key next to it (`<signing_key>.pub`) is the trusted copy verify uses.
@@ -414,7 +414,7 @@ SYSLOG_PROTOCOLS = ("udp", "tcp")
 
 @dataclass(frozen=True)
 class AnomalySettings:
-    """Anomaly detection and response (jobs.anomalies, gold.anomalies, security.device_quarantine).
+    """Anomaly detection and response (jobs.security.anomalies, gold.anomalies, security.device_quarantine).
 
     Sensitivities are exact decimals (TOML strings). `spike_sensitivity` is the robust z-score, (attempts -
     median) / max(1.4826 MAD, spike_min_scale), at which an account's hourly call attempts to a destination class
@@ -513,10 +513,10 @@ class AttestationSettings:
 
 @dataclass(frozen=True)
 class DoorSettings:
-    """Abuse at the door (jobs.door, bronze_ingest): per device, authentic uploads received beyond
+    """Abuse at the door (jobs.ingest.door, bronze_ingest): per device, authentic uploads received beyond
     `max_batches_per_device_hour` within one receive hour, and uploads whose attestation nonce the device already
     used for another batch, are quarantined as suspected spoofing (reasons upload_rate_exceeded, replayed_nonce).
-    jobs.anomalies turns a device's suspected-spoofing uploads of a day into a finding, of severity high (so
+    jobs.security.anomalies turns a device's suspected-spoofing uploads of a day into a finding, of severity high (so
     quarantining at the default anomalies.quarantine_severity) from `spoofing_high_objects` uploads on."""
 
     max_batches_per_device_hour: int

@@ -1,4 +1,4 @@
-"""What a data-subject request (jobs.dsr) does to each registry table, decided by rule from its declaration.
+"""What a data-subject request (jobs.governance.dsr) does to each registry table, decided by rule from its declaration.
 
 Kept beside the registry, free of Spark, so DAG files can derive the tables a request changes at parse time.
 

@@ -120,7 +120,7 @@ class TableSpec:
     retention_tier: RetentionTier = RetentionTier.OPERATIONAL
     purpose: str = ""  # why the data is held (data minimization)
     # Delta optimized writes (table property delta.autoOptimize.optimizeWrite): a write, MERGEs included, shuffles
-    # its rows into bins of spark.databricks.delta.optimizeWrite.binSize (jobs/spark.py) per partition value
+    # its rows into bins of spark.databricks.delta.optimizeWrite.binSize (jobs/platform/spark.py) per partition value
     # instead of one task per partition value. For the day-sized fact tables; a small table would only pay a shuffle.
     optimize_write: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

@@ -5,7 +5,7 @@ GSM RSSI in ASU; Wi-Fi RSSI in dBm; browsers: nothing). Silver converts every me
 it 0 (none / poor) .. 4 (great) with the thresholds Android uses for its signal bars
 (`CellSignalStrengthLte/Nr/Wcdma/Gsm`, `WifiManager.calculateSignalLevel`), so a "3" means the same on
 every platform. Declared here, next to the table registry, so analysts read units where they read
-schemas; `jobs.silver_calls.normalize_network` is the only code that applies them.
+schemas; `jobs.curate.silver_calls.normalize_network` is the only code that applies them.
 """
 
 from __future__ import annotations
@@ -60,5 +60,5 @@ SIGNAL_SCALES: dict[str, SignalScale] = {
     )
 }
 
-# Classes of dialled numbers (jobs.destinations decides all but on_net at bronze; billing adds on_net).
+# Classes of dialled numbers (jobs.ingest.destinations decides all but on_net at bronze; billing adds on_net).
 DESTINATION_CLASSES = ("on_net", "domestic_mobile", "domestic_fixed", "international", "premium", "unknown")

@@ -2,7 +2,7 @@
 
 A reseller (channel partner) may see the aggregated usage of its own customer accounts and nothing else.
 Everything that serves usage to a reseller (the `extract usage-report` command, the CRM API) filters through
-`jobs.account_usage.reseller_usage`, whose predicate is built from the `Reseller` declared here; the API's
+`jobs.business.account_usage.reseller_usage`, whose predicate is built from the `Reseller` declared here; the API's
 per-account checks use `Reseller.owns`, the same rule in Python.
 
 Guarantees checked at load (`load_policy`), with a message naming the file, the reseller and the account:

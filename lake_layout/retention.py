@@ -194,7 +194,7 @@ def _check_invariants(policy: RetentionPolicy, source: str) -> None:
 
 def may_purge(spec: TableSpec) -> bool:
     """Whether a retention purge may delete rows of `spec` (for DAG outlets, decided without Spark): it has a date
-    or timestamp column to place rows in time and is not a hash-chained log. jobs.retention's plan purges a subset."""
+    or timestamp column to place rows in time and is not a hash-chained log. jobs.governance.retention's plan purges a subset."""
     return "entry_hash" not in spec.column_names and any(c.type in ("date", "timestamp") for c in spec.columns)
 
 

@@ -1,6 +1,6 @@
 """Every table of the lake, declared once.
 
-Readers and writers take these specs (`jobs.lake.read_table(spark, BRONZE_CALL_EVENTS, settings)`),
+Readers and writers take these specs (`jobs.platform.lake.read_table(spark, BRONZE_CALL_EVENTS, settings)`),
 DAGs derive their Assets from them, `voiplake tables` lists them. Nothing else writes a table name
 or path.
 """
@@ -48,13 +48,13 @@ BRONZE_CALL_EVENTS = TableSpec(
         Column("schema_version", "int", C.INTERNAL, "CallEvent schema version of the upload (1 or 2)", nullable=False),
         Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the caller's MSISDN", nullable=False, plane=Plane.SIGNALING, plane_reason=_PARTY),
         Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the destination number", plane=Plane.SIGNALING, plane_reason=_PARTY),
-        Column("destination_class", "string", C.INTERNAL, "Class of the dialled number decided before pseudonymization (jobs.destinations): domestic_mobile | domestic_fixed | international | premium | unknown", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("destination_class", "string", C.INTERNAL, "Class of the dialled number decided before pseudonymization (jobs.ingest.destinations): domestic_mobile | domestic_fixed | international | premium | unknown", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("device_pseudonym", "string", C.PSEUDONYMOUS, "HMAC-SHA256 pseudonym of the device id", nullable=False),
         Column("pseudonym_key_id", "string", C.INTERNAL, "Id of the pseudonym key used (keys rotate)", nullable=False),
         Column("account_id", "string", C.INTERNAL, "Customer account (B2B) or 'consumer'"),
         Column("src_ip_prefix", "string", C.PERSONAL, "Caller IP truncated to /24 (IPv4) or /48 (IPv6)", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
         Column("dst_ip_prefix", "string", C.PERSONAL, "Destination IP truncated to /24 or /48", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
-        Column("ip_encrypted", "binary", C.RESTRICTED, "Envelope-encrypted original source and destination IPs (jobs.envelope cell format: version, DEK id, nonce, AES-256-GCM ciphertext)", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
+        Column("ip_encrypted", "binary", C.RESTRICTED, "Envelope-encrypted original source and destination IPs (jobs.platform.envelope cell format: version, DEK id, nonce, AES-256-GCM ciphertext)", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
         Column("location_encrypted", "binary", C.RESTRICTED, "Envelope-encrypted original precise latitude / longitude (same cell format as ip_encrypted)", plane=Plane.SIGNALING, plane_reason=_ADDRESS),
         Column("encryption_key_id", "string", C.INTERNAL, "Id of the data key (DEK) that encrypted this row's restricted columns; its wrapped form is in security.data_keys"),
         Column("network_type", "string", C.INTERNAL, "wifi | 5g | lte | 3g | 2g | ethernet"),
@@ -128,7 +128,7 @@ BRONZE_INGESTED_OBJECTS = TableSpec(
         Column("records_quarantined", "long", C.INTERNAL, "Records written to bronze.quarantine", nullable=False),
         Column("ingest_run_id", "string", C.INTERNAL, "Run that processed it", nullable=False),
         Column("ingested_at", "timestamp", C.INTERNAL, "When", nullable=False),
-        # The door's registry (jobs.door): a nonce seen here for the device is never accepted again for another batch.
+        # The door's registry (jobs.ingest.door): a nonce seen here for the device is never accepted again for another batch.
         Column("device_pseudonym", "string", C.PSEUDONYMOUS, "Device that signed the upload (null if not authentic)"),
         Column("batch_id", "string", C.INTERNAL, "Batch id of an authentic upload"),
         Column("attestation_nonce", "string", C.INTERNAL, "Hex nonce of the upload's attestation verdict, if any"),
@@ -240,7 +240,7 @@ SILVER_CALLS = TableSpec(
         Column("failure_reason", "string", C.INTERNAL, "call_failure reason", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("subscriber_pseudonym", "string", C.PSEUDONYMOUS, "Caller", nullable=False, plane=Plane.SIGNALING, plane_reason=_PARTY),
         Column("callee_pseudonym", "string", C.PSEUDONYMOUS, "Callee", plane=Plane.SIGNALING, plane_reason=_PARTY),
-        Column("destination_class", "string", C.INTERNAL, "Class of the dialled number (jobs.destinations); billing adds on_net", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
+        Column("destination_class", "string", C.INTERNAL, "Class of the dialled number (jobs.ingest.destinations); billing adds on_net", plane=Plane.SIGNALING, plane_reason=_TRAFFIC),
         Column("device_pseudonym", "string", C.PSEUDONYMOUS, "Device", nullable=False),
         Column("pseudonym_key_id", "string", C.INTERNAL, "Pseudonym key", nullable=False),
         Column("account_id", "string", C.INTERNAL, "B2B account or 'consumer'"),
@@ -352,7 +352,7 @@ GOLD_HOURLY_GEO_USAGE = TableSpec(
 GOLD_PUBLIC_USAGE_STATS = TableSpec(
     name="gold.public_usage_stats",
     description=(
-        "Differentially private public usage statistics (jobs.public_usage_stats). Datasets: "
+        "Differentially private public usage statistics (jobs.publish.public_usage_stats). Datasets: "
         "'daily_country_network' = calls and talk minutes per day x country x network class; "
         "'hourly_national_calls' = calls per day x hour x country (network_class '*'). Before counting, each "
         "subscriber's contribution per day is bounded: at most dp.max_calls_per_subscriber_day calls (kept by "
@@ -441,7 +441,7 @@ SECURITY_DATA_KEYS = TableSpec(
 AUDIT_PRIVACY_AUDIT = TableSpec(
     name="audit.privacy_audit",
     description=(
-        "Re-identification attack simulation (jobs.privacy_audit, `voiplake privacy-audit`): one row per audited "
+        "Re-identification attack simulation (jobs.privacy.audit, `voiplake privacy-audit`): one row per audited "
         "table per run. An attacker who knows a few calls of each sampled target (hour, H3 cell, network class, "
         "platform) tries to single the target out: in gold aggregates via the smallest published group consistent "
         "with a known call ('aggregate_linkage'), in the pseudonymous silver records by matching all known calls "
@@ -483,7 +483,7 @@ GOLD_CAPACITY_BUSY_HOUR = TableSpec(
         "day, from the intervals of completed silver calls clipped to the day: the busy hour (the clock hour "
         "carrying the most traffic), its traffic in Erlangs (call-seconds overlapping the hour / 3600), the peak "
         "number of simultaneous calls (sweep over call starts and ends), and the SIP channels the busy-hour "
-        "traffic needs at the configured grade of service by Erlang B (jobs.erlang)."
+        "traffic needs at the configured grade of service by Erlang B (jobs.business.erlang)."
     ),
     purpose="Dimensioning SIP trunks and session border controllers per interconnect and region.",
     retention_tier=RetentionTier.GOLD_AGGREGATE,
@@ -641,7 +641,7 @@ GOLD_ACCOUNT_USAGE_DAILY = TableSpec(
         "any status, completed and failed calls, talk time of completed calls, media bytes and distinct active "
         "users, with the account's reseller (lake_layout/resellers.toml) at computation time, null for direct "
         "accounts. Readers serving resellers (usage-report extract, CRM API) filter by the policy in force "
-        "through jobs.account_usage.reseller_usage, not by the stored reseller_id."
+        "through jobs.business.account_usage.reseller_usage, not by the stored reseller_id."
     ),
     purpose="Usage reports and the CRM API for resellers and B2B account management.",
     retention_tier=RetentionTier.GOLD_AGGREGATE,
@@ -665,7 +665,7 @@ GOLD_ACCOUNT_USAGE_DAILY = TableSpec(
 GOLD_SUPPORT_TRIGGERS = TableSpec(
     name="gold.support_triggers",
     description=(
-        "Support workflow events (jobs.support_triggers, [quotas] in infra/voiplake.toml): an account's or one of its "
+        "Support workflow events (jobs.business.support_triggers, [quotas] in infra/voiplake.toml): an account's or one of its "
         "subscribers' month-to-date talk minutes (completed calls in silver.calls up to the evaluated day) reaching a "
         "threshold percentage of the quota (once per threshold and period), or an account's day with a failure "
         "rate / short-call ratio above the maximum over at least quotas.min_calls calls (once per kind and day). "
@@ -702,7 +702,7 @@ GOLD_SUPPORT_TRIGGERS = TableSpec(
 )
 
 _CHAIN = (
-    Column("seq", "long", C.INTERNAL, "Position in the hash chain: 0, 1, 2, ... contiguous (jobs.hashchain)", nullable=False),
+    Column("seq", "long", C.INTERNAL, "Position in the hash chain: 0, 1, 2, ... contiguous (jobs.platform.hashchain)", nullable=False),
     Column("prev_hash", "string", C.INTERNAL, "entry_hash of the previous entry (64 zeros for seq 0)", nullable=False),
     Column("entry_hash", "string", C.INTERNAL, "SHA-256 over prev_hash, seq and the canonical JSON of the other columns", nullable=False),
 )
@@ -712,7 +712,7 @@ AUDIT_ACCESS_LOG = TableSpec(
     description=(
         "Every read through `voiplake query` and every extract, allowed or denied: who (user, role), what (SQL or "
         "export, tables and columns read), when, rows returned and why a denial happened. Append-only and "
-        "hash-chained (jobs.hashchain): `voiplake audit verify` detects an altered, removed or reordered entry and, "
+        "hash-chained (jobs.platform.hashchain): `voiplake audit verify` detects an altered, removed or reordered entry and, "
         "against the head anchor kept outside the table, a truncated tail."
     ),
     purpose="Accountability for access to personal data (GDPR art. 5(2), 32); evidence for auditors.",
@@ -723,7 +723,7 @@ AUDIT_ACCESS_LOG = TableSpec(
         Column("accessed_at", "timestamp", C.INTERNAL, "When the access was decided", nullable=False),
         Column("user", "string", C.INTERNAL, "Acting user (--as, else $VOIPLAKE_USER or $USER)", nullable=False),
         Column("role", "string", C.INTERNAL, "Role of lake_layout/access_policy.toml the user acted as", nullable=False),
-        Column("action", "string", C.INTERNAL, "query | export | dsr_delete (jobs.access_log.ACTIONS)", nullable=False),
+        Column("action", "string", C.INTERNAL, "query | export | dsr_delete (jobs.platform.access_log.ACTIONS)", nullable=False),
         Column("statement", "string", C.INTERNAL, "The SQL, or the export command and its arguments", nullable=False),
         Column("tables", "string", C.INTERNAL, "JSON list of tables read (from the query plan, or the export's inputs)", nullable=False),
         Column("columns", "string", C.INTERNAL, "JSON list of table.column read (scan outputs of the plan)", nullable=False),
@@ -760,7 +760,7 @@ AUDIT_LANDING_INTEGRITY = TableSpec(
 AUDIT_CUSTODY_LOG = TableSpec(
     name="audit.custody_log",
     description=(
-        "Chain of custody of forensic evidence bundles (jobs.forensics): one entry per event of a case (created, "
+        "Chain of custody of forensic evidence bundles (jobs.governance.forensics): one entry per event of a case (created, "
         "handed_over, received, verified) with the bundle's manifest SHA-256, the parties and when. Each entry "
         "carries SHA-256(prev_hash + canonical JSON of the entry), linked per case, so an altered or removed "
         "hand-over is detected by `voiplake forensics verify`."
@@ -786,7 +786,7 @@ AUDIT_CUSTODY_LOG = TableSpec(
 AUDIT_LEGAL_HOLDS = TableSpec(
     name="audit.legal_holds",
     description=(
-        "Legal holds and time-based locks as an append-only, hash-chained event log (jobs.hashchain): one "
+        "Legal holds and time-based locks as an append-only, hash-chained event log (jobs.platform.hashchain): one "
         "`placed` entry per hold with its scope (a subscriber's pseudonyms, an account, and/or a period of data) "
         "and its expiry, one `released` entry when it is lifted. A hold is active from its `placed` entry until "
         "released or past `until`. Retention purges and DSR deletions skip or refuse data an active hold covers."
@@ -878,7 +878,7 @@ BRONZE_AUTH_EVENTS = TableSpec(
         "with bronze's keys: MSISDN and device id as keyed HMAC pseudonyms, the IP truncated (/24, /48). Lines that "
         "cannot be used go to bronze.quarantine with a reason."
     ),
-    purpose="Security monitoring: correlating calls with authentication (jobs.anomalies).",
+    purpose="Security monitoring: correlating calls with authentication (jobs.security.anomalies).",
     retention_tier=RetentionTier.BRONZE_RESTRICTED,
     partition_by=("auth_date",),
     merge_keys=("object_key", "line_index"),
@@ -902,7 +902,7 @@ BRONZE_AUTH_EVENTS = TableSpec(
 GOLD_ANOMALIES = TableSpec(
     name="gold.anomalies",
     description=(
-        "Security and fraud anomalies of one detection date (jobs.anomalies, [anomalies] in infra/voiplake.toml): "
+        "Security and fraud anomalies of one detection date (jobs.security.anomalies, [anomalies] in infra/voiplake.toml): "
         "call-attempt spikes per account and destination class against a robust hour-of-week baseline, media "
         "volume above the per-session / per-user thresholds, calls without a recent successful login from the "
         "device (or from a country it did not log in from; optionally from an IP range the subscriber did not log in "
@@ -962,7 +962,7 @@ SECURITY_DEVICE_QUARANTINE = TableSpec(
 GOLD_TELEMETRY_COMPLIANCE = TableSpec(
     name="gold.telemetry_compliance",
     description=(
-        "Daily telemetry-contract compliance (jobs.telemetry_compliance): what each client build actually uploaded on "
+        "Daily telemetry-contract compliance (jobs.telemetry.compliance): what each client build actually uploaded on "
         "one upload date against the central SDK configuration in force when it was received (lake_layout/"
         "sdk_config.toml). One row per platform, app version and serving carrier (a device counts under its most used "
         "carrier of the day; 'unknown' for browsers): fields outside the allowed set that bronze dropped, call-quality "

@@ -1,6 +1,6 @@
 """SIP trunk groups: which trunk group (and planning region) carries the calls of a country.
 
-Capacity planning (`gold.capacity_busy_hour`, jobs.capacity_busy_hour) dimensions each trunk group on the
+Capacity planning (`gold.capacity_busy_hour`, jobs.business.capacity_busy_hour) dimensions each trunk group on the
 traffic of the calls made from the countries it serves (silver.calls `country_code`: where the device was,
 ISO 3166, "US-CA" for California). A group is the interconnect with the local carriers of its market; the
 region is the media-relay region its session border controllers sit in, so regional totals can be read off

@@ -24,7 +24,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
 
 from infra.objectstore import S3ProxyServer, free_port
-from jobs.keys import KeyMaterial, load_key_material
+from jobs.platform.keys import KeyMaterial, load_key_material
 from lake_layout.config import (  # noqa: E402
     KeySettings,
     LineageSettings,
@@ -40,7 +40,7 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Project settings with the lake and keys in a temp dir (Spark's jar cache stays shared)."""
     tmp = tmp_path_factory.mktemp("voiplake")
     settings = load_settings(env={})
-    # Small data: interpreted expressions and the serial collector. On tests/jobs/test_retention.py they took the
+    # Small data: interpreted expressions and the serial collector. On tests/jobs/governance/test_retention.py they took the
     # machine's CPU from 211-231 s to 152 s (child processes, e.g. Airflow's, get the same settings).
     spark = replace(settings.spark, codegen="off", driver_java_options="-XX:+UseSerialGC")
     return replace(
@@ -76,7 +76,7 @@ def settings(base_settings: Settings, object_store: ObjectStoreSettings) -> Sett
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings):  # type: ignore[no-untyped-def]
-    from jobs.spark import build_spark
+    from jobs.platform.spark import build_spark
 
     session = build_spark(settings, app_name="voiplake-tests")
     yield session

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from jobs.keys import KeyMaterial
+from jobs.platform.keys import KeyMaterial
 from jobs.telemetry.codec import Attestation, Header, attestation_signing_input
 from lake_layout.config import AttestationSettings
 

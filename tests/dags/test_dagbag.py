@@ -67,7 +67,7 @@ def test_parsing_a_dag_imports_nothing_heavy() -> None:
 def test_retention_dag_structure() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from jobs import retention
+    from jobs.governance import retention
     from lake_layout.retention import load_policy
     from lake_layout.tables import AUDIT_RETENTION_ACTIONS
 
@@ -85,7 +85,7 @@ def test_retention_dag_structure() -> None:
 def test_parsing_the_retention_dag_imports_nothing_heavy() -> None:
     code = (
         "import runpy, sys; runpy.run_path(%r); "
-        "heavy = [m for m in ('pyspark', 'delta', 'great_expectations', 'boto3', 'pandas', 'jobs.retention') if m in sys.modules]; "
+        "heavy = [m for m in ('pyspark', 'delta', 'great_expectations', 'boto3', 'pandas', 'jobs.governance.retention') if m in sys.modules]; "
         "print(','.join(heavy))" % str(DAGS / "voip_retention.py")
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -125,7 +125,7 @@ def test_dsr_dag_structure_and_params() -> None:
 def test_parsing_the_dsr_dag_imports_nothing_heavy() -> None:
     code = (
         "import runpy, sys; runpy.run_path(%r); "
-        "heavy = [m for m in ('pyspark', 'delta', 'great_expectations', 'boto3', 'pandas', 'jobs.dsr') if m in sys.modules]; "
+        "heavy = [m for m in ('pyspark', 'delta', 'great_expectations', 'boto3', 'pandas', 'jobs.governance.dsr') if m in sys.modules]; "
         "print(','.join(heavy))" % str(DAGS / "voip_dsr.py")
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -139,7 +139,7 @@ def test_spark_tasks_take_the_airflow_spark_connection_when_configured(monkeypat
     from airflow.dag_processing.dagbag import DagBag
     from airflow.providers.apache.spark.operators.spark_pyspark import PySparkOperator
 
-    from jobs.spark import spark_conf
+    from jobs.platform.spark import spark_conf
     from lake_layout.config import load_settings
 
     default = DagBag(dag_folder=str(DAGS)).dags

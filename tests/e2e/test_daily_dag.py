@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs import lake
-from jobs.cli import airflow_dags_test, day_summary, generate_to_landing
-from jobs.generate_telemetry import FaultPlan, generate_day
-from jobs.objectstore import ensure_bucket, s3_client
+from jobs.platform import lake
+from jobs.cli.main import airflow_dags_test, day_summary
+from jobs.generator.landing import generate_to_landing
+from jobs.generator.day import FaultPlan, generate_day
+from jobs.platform.objectstore import ensure_bucket, s3_client
 from jobs.telemetry.codec import UploadRejected, decode_object
 from lake_layout.tables import (
     AUDIT_QUALITY_RESULTS,
@@ -212,7 +213,7 @@ def test_silver_accounts_for_every_bronze_event(spark, s3_settings, generated, k
 def test_consent_withdrawn_during_the_day_nulls_later_diagnostics(spark, s3_settings, generated, keys, ingested) -> None:  # type: ignore[no-untyped-def]
     from datetime import datetime, timezone
 
-    from jobs.bronze_ingest import pseudonymize
+    from jobs.platform.identifiers import pseudonymize
 
     assert generated.consent_changes
     calls = lake.read_table(spark, SILVER_CALLS, s3_settings)
@@ -236,7 +237,7 @@ def test_consent_withdrawn_during_the_day_nulls_later_diagnostics(spark, s3_sett
 
 def published_rows_by_call(spark, s3_settings, day):  # type: ignore[no-untyped-def]
     """Recompute from silver which gold row each call falls in: the finest published row whose key it has."""
-    from jobs.gold_hourly_geo import LEVELS, level_keys, usage_facts
+    from jobs.privacy.kanonymity import LEVELS, level_keys, usage_facts
 
     gold = lake.read_table(spark, GOLD_HOURLY_GEO_USAGE, s3_settings).where(f"call_date = DATE'{day}'").collect()
     key_cols = ("period_start", "geo_zone", "country_code", "network_class", "platform", "carrier_mccmnc")
@@ -289,7 +290,7 @@ def test_quality_gates_recorded_and_passed(spark, s3_settings, ingested) -> None
 
 
 def test_lineage_cli_walks_from_gold_down_to_landing_objects(spark, s3_settings, ingested, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from jobs.cli import main
+    from jobs.cli.main import main
     from lake_layout.config import settings_env
 
     # The command's own entry point in this process (its settings from the environment, as in a shell); a child
@@ -323,7 +324,7 @@ def test_rerun_of_the_same_day_changes_no_table(spark, s3_settings, ingested, tm
 
 
 def test_query_cli_prints_csv_only(spark, s3_settings, ingested, capsys) -> None:  # type: ignore[no-untyped-def]
-    from jobs.cli import airflow_env, query_command
+    from jobs.cli.main import airflow_env, query_command
 
     env = airflow_env(s3_settings)
     out = subprocess.run(  # a real process: nothing but the CSV reaches stdout (no JVM or Spark log lines)
@@ -383,7 +384,7 @@ def test_late_calls_merge_into_their_day_and_gold_recomputes_it(spark, s3_settin
 def test_public_usage_stats_released_once_per_dataset_and_day_and_reruns_spend_nothing(spark, s3_settings, ingested) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from jobs import public_usage_stats as dp
+    from jobs.publish import public_usage_stats as dp
     from lake_layout.tables import AUDIT_LINEAGE, AUDIT_PRIVACY_BUDGET, GOLD_PUBLIC_USAGE_STATS
 
     stats = lake.read_table(spark, GOLD_PUBLIC_USAGE_STATS, s3_settings).where(f"period = DATE'{DAY}'")
@@ -416,7 +417,7 @@ def test_privacy_audit_passes_gold_and_singles_out_silver_targets(spark, s3_sett
     is never published. The DP table passes on its ledger."""
     from pathlib import Path
 
-    from jobs.runner import run_privacy_audit
+    from jobs.pipeline.runner import run_privacy_audit
     from lake_layout.tables import AUDIT_PRIVACY_AUDIT
 
     k = s3_settings.privacy.k_anonymity
@@ -435,7 +436,7 @@ def test_privacy_audit_passes_gold_and_singles_out_silver_targets(spark, s3_sett
 
 
 def test_billing_rates_the_generated_calls_and_the_extract_reconciles_with_silver(spark, s3_settings, ingested, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from jobs import billing_usage
+    from jobs.business import billing_usage
     from lake_layout.tables import GOLD_BILLING_RATED_CALLS
 
     period = billing_usage.calendar_of(s3_settings).period_of(datetime.combine(DAY, datetime.min.time()))

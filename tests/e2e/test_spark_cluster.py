@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from infra.spark_cluster import StandaloneCluster
-from jobs import lake
-from jobs.cli import generate_to_landing
-from jobs.runner import run_pipeline
+from jobs.platform import lake
+from jobs.generator.landing import generate_to_landing
+from jobs.pipeline.runner import run_pipeline
 from lake_layout.config import settings_env
 from lake_layout.registry import TableSpec
 from lake_layout.tables import BRONZE_CALL_EVENTS, GOLD_BILLING_RATED_CALLS, GOLD_HOURLY_GEO_USAGE, SILVER_CALLS
@@ -56,7 +56,7 @@ def test_the_daily_pipeline_runs_unchanged_on_a_standalone_cluster(spark, landed
         child = replace(clustered, spark=replace(clustered.spark, master=cluster.url, driver_memory="2g",
                                                  executor_memory="2g", executor_cores=2))
         env = {**os.environ, **settings_env(child)}
-        code = ("import json; from datetime import date; from jobs.runner import run_pipeline; "
+        code = ("import json; from datetime import date; from jobs.pipeline.runner import run_pipeline; "
                 f"print(json.dumps(run_pipeline(day=date.fromisoformat('{DAY}')), default=str))")
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1200)
         assert out.returncode == 0, out.stderr[-4000:]
@@ -83,7 +83,7 @@ def test_the_daily_dag_submits_its_spark_tasks_through_the_spark_provider(spark,
     `[spark] master` (left at local[2]: a task that ignored the connection would run locally and not show up)."""
     from airflow.providers.apache.spark.operators.spark_pyspark import PySparkOperator
 
-    from jobs.cli import DAILY_DAG, airflow_dags_test
+    from jobs.cli.main import DAILY_DAG, airflow_dags_test
 
     settings = landed.with_lake_root(str(tmp_path / "provider-lake"))
     child = replace(settings, spark=replace(settings.spark, dag_tasks="pyspark", airflow_conn_id="spark_cluster",

@@ -1,5 +1,5 @@
 """Which uploads are test data (lake_layout.environments). That they reach only the test lake is proven on a real
-bronze run in tests/jobs/test_envelope.py (test_test_builds_and_tenants_reach_only_the_test_lake)."""
+bronze run in tests/jobs/platform/test_envelope.py (test_test_builds_and_tenants_reach_only_the_test_lake)."""
 
 from __future__ import annotations
 

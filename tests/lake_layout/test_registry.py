@@ -72,7 +72,7 @@ def test_landing_keys_round_trip() -> None:
 def test_spark_codegen_and_driver_options_reach_the_spark_conf() -> None:
     from dataclasses import replace
 
-    from jobs.spark import spark_conf
+    from jobs.platform.spark import spark_conf
 
     settings = load_settings(env={})
     on = spark_conf(settings)
@@ -88,7 +88,7 @@ def test_spark_codegen_and_driver_options_reach_the_spark_conf() -> None:
 def test_adaptive_initial_partitions_reach_the_spark_conf() -> None:
     from dataclasses import replace
 
-    from jobs.spark import spark_conf
+    from jobs.platform.spark import spark_conf
 
     settings = load_settings(env={})
     assert settings.spark.adaptive_initial_partitions == 32
@@ -139,9 +139,9 @@ def test_the_test_session_interprets_expressions(spark) -> None:  # type: ignore
 
 
 def test_cached_rows_of_the_day_sit_on_disk_not_in_the_heap(spark) -> None:  # type: ignore[no-untyped-def]
-    """jobs.spark.row_cache_level, the level bronze, silver and gold cache their day's rows at: blocks on local
+    """jobs.platform.spark.row_cache_level, the level bronze, silver and gold cache their day's rows at: blocks on local
     disk, none in the block manager's memory (a 3M-event day with MEMORY_AND_DISK ran a 2g driver out of heap)."""
-    from jobs.spark import row_cache_level
+    from jobs.platform.spark import row_cache_level
 
     def cached_rdds() -> dict[int, object]:
         return {i.id(): i for i in spark.sparkContext._jsc.sc().getRDDStorageInfo() if i.numCachedPartitions() > 0}
@@ -165,7 +165,7 @@ def test_optimized_writes_split_a_big_partition_value_across_tasks(spark, settin
     property get it from ensure_table."""
     from pyspark.sql import functions as F
 
-    from jobs import lake
+    from jobs.platform import lake
 
     columns = (Column("id", "long", Classification.INTERNAL, ""), Column("day", "date", Classification.INTERNAL, ""),
                Column("pad", "string", Classification.INTERNAL, ""))

@@ -1,0 +1,1 @@
+"""The voiplake command line: one module per command group."""

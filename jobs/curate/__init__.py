@@ -1,0 +1,1 @@
+"""Curation: bronze events normalized into one schema and sessionized into silver calls."""

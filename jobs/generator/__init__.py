@@ -1,0 +1,1 @@
+"""Synthetic telemetry: population, calls, faults, attack scenarios, encoded uploads and the landing writer."""

@@ -1,0 +1,1 @@
+"""The platform layer: Spark session, object store, lake I/O through the registry, lineage, data quality, hash chains, keys, envelope encryption, the access log, identifiers (pseudonyms, IP truncation) and H3 geo helpers. Imports nothing else of jobs."""

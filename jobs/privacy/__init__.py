@@ -1,0 +1,1 @@
+"""Privacy mechanisms: the k-anonymity generalization lattice, differential-privacy mechanisms with the exact budget ledger, and the re-identification audit."""

@@ -1,0 +1,1 @@
+"""Publishing: the k-anonymous gold aggregates and the differentially private public statistics."""
