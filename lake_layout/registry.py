@@ -123,12 +123,17 @@ class TableSpec:
     # its rows into bins of spark.databricks.delta.optimizeWrite.binSize (jobs/platform/spark.py) per partition value
     # instead of one task per partition value. For the day-sized fact tables; a small table would only pay a shuffle.
     optimize_write: bool = False
+    # The job module that writes the table (e.g. "jobs.ingest.bronze"): `voiplake tables`, the docs and lineage's
+    # source-code facet point a reader from the table to its code; tests/lake_layout/test_registry.py checks it.
+    writer: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         layer, _, table = self.name.partition(".")
         if not layer or not table:
             raise ValueError(f"table name {self.name!r} must be '<layer>.<table>'")
+        if not self.writer.startswith("jobs."):
+            raise ValueError(f"{self.name}: writer must name the job module that writes it, e.g. 'jobs.ingest.bronze'")
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate column names")
@@ -143,6 +148,11 @@ class TableSpec:
     @property
     def table(self) -> str:
         return self.name.split(".", 1)[1]
+
+    @property
+    def writer_path(self) -> str:
+        """The writer module's file, relative to the project root (jobs/ingest/bronze.py)."""
+        return self.writer.replace(".", "/") + ".py"
 
     @property
     def column_names(self) -> list[str]:

@@ -27,6 +27,7 @@ _MEDIA = (
 
 BRONZE_CALL_EVENTS = TableSpec(
     name="bronze.call_events",
+    writer="jobs.ingest.bronze",
     description=(
         "Every accepted call event as uploaded, decoded and verified, with identifiers pseudonymized at "
         "the door: IMEI dropped, MSISDN / callee / device id as keyed HMAC pseudonyms, IPs truncated "
@@ -86,6 +87,7 @@ BRONZE_CALL_EVENTS = TableSpec(
 
 BRONZE_QUARANTINE = TableSpec(
     name="bronze.quarantine",
+    writer="jobs.ingest.bronze",
     description=(
         "Every landing object or record that could not be accepted, with a machine-readable reason. "
         "Object-level rejections have record_index -1 and count all records of the object."
@@ -111,6 +113,7 @@ BRONZE_QUARANTINE = TableSpec(
 
 BRONZE_INGESTED_OBJECTS = TableSpec(
     name="bronze.ingested_objects",
+    writer="jobs.ingest.bronze",
     description="Manifest of processed landing objects: reruns skip what is here, so nothing is ingested twice.",
     purpose="Exactly-once ingestion and per-object accounting.",
     retention_tier=RetentionTier.OPERATIONAL,
@@ -138,6 +141,7 @@ BRONZE_INGESTED_OBJECTS = TableSpec(
 
 AUDIT_LINEAGE = TableSpec(
     name="audit.lineage",
+    writer="jobs.platform.lineage",
     description=(
         "One row per job run that wrote data: what it read (landing objects with their SHA-256, or table + "
         "Delta version), what it wrote (table + Delta version), row counts in and out, code version, times."
@@ -165,6 +169,7 @@ AUDIT_LINEAGE = TableSpec(
 
 AUDIT_QUALITY_RESULTS = TableSpec(
     name="audit.quality_results",
+    writer="jobs.platform.quality",
     description="One row per expectation per quality-gate run (Great Expectations suites in expectations/).",
     purpose="Evidence that each layer was checked before promotion; why a promotion stopped.",
     retention_tier=RetentionTier.AUDIT,
@@ -192,6 +197,7 @@ AUDIT_QUALITY_RESULTS = TableSpec(
 
 REFERENCE_SUBSCRIBER_CONSENT = TableSpec(
     name="reference.subscriber_consent",
+    writer="jobs.ingest.reference",
     description=(
         "Consent and telemetry-level history per subscriber from the subscriber directory exports, "
         "pseudonymized with the same key as bronze: one row per change, in force from effective_from "
@@ -219,6 +225,7 @@ REFERENCE_SUBSCRIBER_CONSENT = TableSpec(
 
 SILVER_CALLS = TableSpec(
     name="silver.calls",
+    writer="jobs.curate.silver_calls",
     description=(
         "One row per call across iOS, Android and web: start / end / failure events joined by call id, "
         "deduplicated, device clocks corrected, network metrics in common reporting units "
@@ -272,6 +279,7 @@ SILVER_CALLS = TableSpec(
 
 SILVER_QUARANTINE = TableSpec(
     name="silver.quarantine",
+    writer="jobs.curate.silver_calls",
     description="Bronze events silver could not use, with a reason: impossible times after clock correction.",
     purpose="Accounting (bronze events = used + duplicates + quarantined) and reprocessing after fixes.",
     retention_tier=RetentionTier.OPERATIONAL,
@@ -291,6 +299,7 @@ SILVER_QUARANTINE = TableSpec(
 
 SILVER_PLATFORM_COMPLETENESS = TableSpec(
     name="silver.platform_completeness",
+    writer="jobs.curate.silver_calls",
     description="Events expected vs seen per call date, platform and app version (e.g. starts without ends).",
     purpose="Client telemetry health: which platform or release loses events.",
     retention_tier=RetentionTier.SILVER,
@@ -315,6 +324,7 @@ SILVER_PLATFORM_COMPLETENESS = TableSpec(
 
 GOLD_HOURLY_GEO_USAGE = TableSpec(
     name="gold.hourly_geo_usage",
+    writer="jobs.publish.hourly_geo",
     description=(
         "Hourly usage by geo zone x network class x platform (x carrier where it survives), k-anonymous: "
         "every row describes at least k distinct subscribers (column k). Small groups are generalized "
@@ -351,6 +361,7 @@ GOLD_HOURLY_GEO_USAGE = TableSpec(
 
 GOLD_PUBLIC_USAGE_STATS = TableSpec(
     name="gold.public_usage_stats",
+    writer="jobs.publish.public_usage_stats",
     description=(
         "Differentially private public usage statistics (jobs.publish.public_usage_stats). Datasets: "
         "'daily_country_network' = calls and talk minutes per day x country x network class; "
@@ -386,6 +397,7 @@ GOLD_PUBLIC_USAGE_STATS = TableSpec(
 
 AUDIT_PRIVACY_BUDGET = TableSpec(
     name="audit.privacy_budget",
+    writer="jobs.publish.public_usage_stats",
     description=(
         "Privacy budget ledger: one row per differentially private release of gold.public_usage_stats "
         "(status 'spent') and per refused attempt (status 'refused'), with the epsilon it spent or asked for, "
@@ -414,6 +426,7 @@ AUDIT_PRIVACY_BUDGET = TableSpec(
 
 SECURITY_DATA_KEYS = TableSpec(
     name="security.data_keys",
+    writer="jobs.platform.envelope",
     description=(
         "Envelope-encryption data keys (DEKs): one AES-256 key per ingest run, stored only wrapped by the "
         "key-encryption key (KEK) of a key provider (local key file or Vault Transit). Restricted cells name "
@@ -440,6 +453,7 @@ SECURITY_DATA_KEYS = TableSpec(
 
 AUDIT_PRIVACY_AUDIT = TableSpec(
     name="audit.privacy_audit",
+    writer="jobs.privacy.audit",
     description=(
         "Re-identification attack simulation (jobs.privacy.audit, `voiplake privacy-audit`): one row per audited "
         "table per run. An attacker who knows a few calls of each sampled target (hour, H3 cell, network class, "
@@ -478,6 +492,7 @@ AUDIT_PRIVACY_AUDIT = TableSpec(
 
 GOLD_CAPACITY_BUSY_HOUR = TableSpec(
     name="gold.capacity_busy_hour",
+    writer="jobs.business.capacity_busy_hour",
     description=(
         "SIP trunk capacity per trunk group (lake_layout/trunks.py: country -> trunk group and region) and UTC "
         "day, from the intervals of completed silver calls clipped to the day: the busy hour (the clock hour "
@@ -511,6 +526,7 @@ GOLD_CAPACITY_BUSY_HOUR = TableSpec(
 
 GOLD_COST_ALLOCATION = TableSpec(
     name="gold.cost_allocation",
+    writer="jobs.business.cost_allocation",
     description=(
         "Monthly infrastructure costs (finance's input file per period: SIP trunks, media servers, storage) "
         "allocated to accounts and their departments in proportion to usage in silver.calls (a weighted mix "
@@ -551,6 +567,7 @@ _RATING = (
 
 GOLD_BILLING_RATED_CALLS = TableSpec(
     name="gold.billing_rated_calls",
+    writer="jobs.business.billing_usage",
     description=(
         "One row per billable call (completed, talk time > 0, a B2B account) and invoice: how it was rated. "
         + _RATING + " Calls of an open period are re-rated on every run; once the period is closed its rows are "
@@ -586,6 +603,7 @@ GOLD_BILLING_RATED_CALLS = TableSpec(
 
 GOLD_BILLING_USAGE = TableSpec(
     name="gold.billing_usage",
+    writer="jobs.business.billing_usage",
     description=(
         "Per account, invoice period and usage period: billable, included and overage minutes (as seconds) and "
         "charges in integer minor units, summed from gold.billing_rated_calls. A row with usage_period = "
@@ -617,6 +635,7 @@ GOLD_BILLING_USAGE = TableSpec(
 
 AUDIT_BILLING_PERIODS = TableSpec(
     name="audit.billing_periods",
+    writer="jobs.business.billing_usage",
     description=(
         "Billing periods that have been closed, when and by which run, with their totals at closing. A closed "
         "period stays closed whatever the date of a later (backfill) run: its rated calls are never rewritten."
@@ -636,6 +655,7 @@ AUDIT_BILLING_PERIODS = TableSpec(
 
 GOLD_ACCOUNT_USAGE_DAILY = TableSpec(
     name="gold.account_usage_daily",
+    writer="jobs.business.account_usage",
     description=(
         "Aggregated usage per B2B account and UTC call date from silver.calls (consumers excluded): calls of "
         "any status, completed and failed calls, talk time of completed calls, media bytes and distinct active "
@@ -664,6 +684,7 @@ GOLD_ACCOUNT_USAGE_DAILY = TableSpec(
 
 GOLD_SUPPORT_TRIGGERS = TableSpec(
     name="gold.support_triggers",
+    writer="jobs.business.support_triggers",
     description=(
         "Support workflow events (jobs.business.support_triggers, [quotas] in infra/voiplake.toml): an account's or one of its "
         "subscribers' month-to-date talk minutes (completed calls in silver.calls up to the evaluated day) reaching a "
@@ -709,6 +730,7 @@ _CHAIN = (
 
 AUDIT_ACCESS_LOG = TableSpec(
     name="audit.access_log",
+    writer="jobs.platform.access_log",
     description=(
         "Every read through `voiplake query` and every extract, allowed or denied: who (user, role), what (SQL or "
         "export, tables and columns read), when, rows returned and why a denial happened. Append-only and "
@@ -736,6 +758,7 @@ AUDIT_ACCESS_LOG = TableSpec(
 
 AUDIT_LANDING_INTEGRITY = TableSpec(
     name="audit.landing_integrity",
+    writer="jobs.ingest.landing_integrity",
     description=(
         "One hash-chained entry per landing object ingested into bronze: its key, SHA-256 and size as received. "
         "`voiplake audit verify` re-reads each object from the object store, recomputes its SHA-256 and checks "
@@ -759,6 +782,7 @@ AUDIT_LANDING_INTEGRITY = TableSpec(
 
 AUDIT_CUSTODY_LOG = TableSpec(
     name="audit.custody_log",
+    writer="jobs.governance.forensics",
     description=(
         "Chain of custody of forensic evidence bundles (jobs.governance.forensics): one entry per event of a case (created, "
         "handed_over, received, verified) with the bundle's manifest SHA-256, the parties and when. Each entry "
@@ -785,6 +809,7 @@ AUDIT_CUSTODY_LOG = TableSpec(
 
 AUDIT_LEGAL_HOLDS = TableSpec(
     name="audit.legal_holds",
+    writer="jobs.governance.legal_holds",
     description=(
         "Legal holds and time-based locks as an append-only, hash-chained event log (jobs.platform.hashchain): one "
         "`placed` entry per hold with its scope (a subscriber's pseudonyms, an account, and/or a period of data) "
@@ -813,6 +838,7 @@ AUDIT_LEGAL_HOLDS = TableSpec(
 
 AUDIT_RETENTION_ACTIONS = TableSpec(
     name="audit.retention_actions",
+    writer="jobs.governance.retention",
     description=(
         "Every retention purge step: per table and jurisdiction, the Delta DELETE (predicate, rows removed, the "
         "Delta version it produced), the VACUUM (files removed), the expiry of landing objects, and data an "
@@ -842,6 +868,7 @@ AUDIT_RETENTION_ACTIONS = TableSpec(
 
 AUDIT_DSR_REQUESTS = TableSpec(
     name="audit.dsr_requests",
+    writer="jobs.governance.dsr",
     description=(
         "Receipts of data-subject requests (GDPR art. 15/17/20, CCPA 1798.105/110): per request, what was done "
         "(export or delete), which tables were touched with rows found or deleted and the Delta versions, the "
@@ -873,6 +900,7 @@ AUDIT_DSR_REQUESTS = TableSpec(
 
 BRONZE_AUTH_EVENTS = TableSpec(
     name="bronze.auth_events",
+    writer="jobs.ingest.auth",
     description=(
         "The identity provider's login attempts (landing auth/login_date=D/auth.jsonl.gz), pseudonymized at the door "
         "with bronze's keys: MSISDN and device id as keyed HMAC pseudonyms, the IP truncated (/24, /48). Lines that "
@@ -901,6 +929,7 @@ BRONZE_AUTH_EVENTS = TableSpec(
 
 GOLD_ANOMALIES = TableSpec(
     name="gold.anomalies",
+    writer="jobs.security.anomalies",
     description=(
         "Security and fraud anomalies of one detection date (jobs.security.anomalies, [anomalies] in infra/voiplake.toml): "
         "call-attempt spikes per account and destination class against a robust hour-of-week baseline, media "
@@ -935,6 +964,7 @@ GOLD_ANOMALIES = TableSpec(
 
 SECURITY_DEVICE_QUARANTINE = TableSpec(
     name="security.device_quarantine",
+    writer="jobs.security.anomalies",
     description=(
         "Devices whose uploads bronze diverts to bronze.quarantine (reason device_quarantined): added automatically "
         "for anomalies at or above anomalies.quarantine_severity, each with its reason and expiry; a device is held "
@@ -961,6 +991,7 @@ SECURITY_DEVICE_QUARANTINE = TableSpec(
 
 GOLD_TELEMETRY_COMPLIANCE = TableSpec(
     name="gold.telemetry_compliance",
+    writer="jobs.telemetry.compliance",
     description=(
         "Daily telemetry-contract compliance (jobs.telemetry.compliance): what each client build actually uploaded on "
         "one upload date against the central SDK configuration in force when it was received (lake_layout/"

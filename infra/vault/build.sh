@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build a HashiCorp Vault server binary into build/vault/vault for the test fixture that runs
-# `vault server -dev` on 127.0.0.1 to exercise the Transit key provider (jobs/envelope.py).
+# `vault server -dev` on 127.0.0.1 to exercise the Transit key provider (jobs/platform/envelope.py).
 #
 # The module source comes from the Go module proxy (`go mod download`). Vault's go.mod replaces its own
 # api/ and sdk/ submodules with local directories that the module zip does not contain, so the build works

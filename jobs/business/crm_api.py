@@ -24,7 +24,6 @@ The OpenAPI document is served at /openapi.json and committed as docs/crm_api.op
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query
@@ -33,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from jobs.business.account_usage import MEASURES, REPORT_COLUMNS
 from jobs.business.api_tokens import TokenStore
-from lake_layout.config import Settings
+from lake_layout.config import PROJECT_ROOT, Settings
 from lake_layout.resellers import Reseller, ResellerPolicy, load_policy
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
 API_TITLE = "voiplake CRM API"
 API_VERSION = "1.0.0"
 MAX_RANGE_DAYS = 366
-OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "crm_api.openapi.json"
+OPENAPI_FILE = PROJECT_ROOT / "docs" / "crm_api.openapi.json"
 
 
 # ----------------------------------------------------------------------------- the data served

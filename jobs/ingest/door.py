@@ -1,4 +1,4 @@
-"""Abuse at the door: per-device upload rate and attestation nonce replay, checked by bronze_ingest.
+"""Abuse at the door: per-device upload rate and attestation nonce replay, checked by bronze (jobs.ingest.bronze).
 
 Both checks look across objects, so they run on the decoded rows (jobs.ingest.bronze.decode_uploads) after the
 per-object pass, in Spark built-ins (window functions, joins). Only authentic uploads that got some record

@@ -3,7 +3,7 @@
 A run (`run_bench`) generates a day of N events into a bench landing bucket on the object store (in a child
 process, so the generator's memory is not counted as the driver's), then, on a fresh lake (build/bench-lake), runs
 the daily DAG's data stages through the same `jobs.pipeline.runner` entry points the DAG tasks call, timing each, and finally
-measures the I/O floor in the same Spark session: bronze's own landing reader (`bronze_ingest.read_landing`,
+measures the I/O floor in the same Spark session: bronze's own landing reader (`jobs.ingest.bronze.read_landing`,
 binaryFile over s3a) writing the objects unchanged to a Delta table. The floor runs last, on a warm JVM, so the
 headline ratio (landing-to-gold time / floor time) is not flattered by the pipeline absorbing JIT warm-up.
 

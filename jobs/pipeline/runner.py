@@ -11,12 +11,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from lake_layout.config import Settings, load_settings
+from lake_layout.config import PROJECT_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "build" / "reports"
+REPORTS_DIR = PROJECT_ROOT / "build" / "reports"
 
 
 def _plain(day: date) -> date:

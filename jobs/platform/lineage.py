@@ -178,8 +178,10 @@ def emit_openlineage(settings: Settings, record: LineageRecord) -> None:
             run=parent_run.Run(runId=str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow:{record.dag_id}:{record.dag_run_id}"))),
             job=parent_run.Job(namespace=settings.lineage.namespace, name=record.dag_id),
         )
+    # The job's code is the registry's writer of what it wrote (job names stay as recorded in audit.lineage).
     job_facets = {"sourceCodeLocation": source_code_location_job.SourceCodeLocationJobFacet(
-        type="git", url=str(PROJECT_ROOT), path=f"jobs/{record.job}.py", version=code_version())}
+        type="git", url=str(PROJECT_ROOT), path=TABLES_BY_NAME[record.outputs[0].table].writer_path,
+        version=code_version())} if record.outputs else {}
     job = Job(namespace=settings.lineage.namespace, name=record.job, facets=job_facets)
     for state, at in ((RunState.START, record.started_at), (RunState.COMPLETE, record.finished_at)):
         client.emit(RunEvent(

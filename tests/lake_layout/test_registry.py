@@ -41,11 +41,32 @@ def test_locations_follow_the_lake_root() -> None:
         table("bronze.nope")
 
 
+def test_every_table_names_the_module_that_writes_it() -> None:
+    """Two clicks from a table to its code: the registry names the writer module, which exists and refers to the
+    table's spec."""
+    import importlib.util
+    import re
+
+    from lake_layout import tables
+
+    spec_names = {v.name: k for k, v in vars(tables).items() if isinstance(v, TableSpec)}
+    for spec in tables.ALL_TABLES:
+        found = importlib.util.find_spec(spec.writer)
+        assert found is not None and found.origin is not None, f"{spec.name}: no module {spec.writer}"
+        assert found.origin.endswith(spec.writer_path), (found.origin, spec.writer_path)
+        source = Path(found.origin).read_text()
+        constant = spec_names[spec.name]
+        assert re.search(rf"\b{constant}\b", source), f"{spec.writer} never refers to {constant} ({spec.name})"
+
+
 def test_spec_validation_names_the_problem() -> None:
     with pytest.raises(ValueError, match="'<layer>.<table>'"):
         TableSpec(name="nolayer", description="", columns=())
     with pytest.raises(ValueError, match="'when' is not a column"):
-        TableSpec(name="a.b", description="", columns=(Column("x", "string", Classification.INTERNAL, ""),), partition_by=("when",))
+        TableSpec(name="a.b", description="", columns=(Column("x", "string", Classification.INTERNAL, ""),), partition_by=("when",),
+                  writer="jobs.test")
+    with pytest.raises(ValueError, match="writer must name the job module"):
+        TableSpec(name="a.b", description="", columns=(Column("x", "string", Classification.INTERNAL, ""),))
     with pytest.raises(ValueError, match="unknown type"):
         Column("x", "varchar", Classification.INTERNAL, "")
 
@@ -170,7 +191,8 @@ def test_optimized_writes_split_a_big_partition_value_across_tasks(spark, settin
     columns = (Column("id", "long", Classification.INTERNAL, ""), Column("day", "date", Classification.INTERNAL, ""),
                Column("pad", "string", Classification.INTERNAL, ""))
     local = settings.with_lake_root(str(tmp_path / "lake"))
-    plain = TableSpec(name="t.plain", description="", columns=columns, partition_by=("day",), merge_keys=("id",))
+    plain = TableSpec(name="t.plain", description="", columns=columns, partition_by=("day",), merge_keys=("id",),
+                      writer="jobs.test")
     binned = replace(plain, name="t.binned", optimize_write=True)
     # ~6 MB of hashes (they do not compress) for one day, from 8 source partitions.
     rows = (spark.range(0, 60_000, numPartitions=8).withColumn("day", F.lit("2026-11-24").cast("date"))

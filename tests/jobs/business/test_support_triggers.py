@@ -18,7 +18,7 @@ import pytest
 
 from jobs.business import support_triggers as st
 from jobs.business.support_sinks import IDEMPOTENCY_HEADER, WebhookSink, event_json
-from lake_layout.config import QuotaSettings, SettingsError, load_settings
+from lake_layout.config import PROJECT_ROOT, QuotaSettings, SettingsError, load_settings
 from lake_layout.tables import AUDIT_LINEAGE, GOLD_SUPPORT_TRIGGERS, SILVER_CALLS
 
 NOV = [date(2026, 11, d) for d in range(1, 31)]
@@ -70,7 +70,7 @@ def test_quota_settings_load_from_toml_with_overrides_and_env(tmp_path: Path) ->
     env = load_settings(env={"VOIPLAKE_QUOTAS_THRESHOLDS_PERCENT": "100, 50",
                              "VOIPLAKE_QUOTAS_ACCOUNTS": "acct-0002:7, acct-0003:0"}).quotas
     assert env.thresholds_percent == (50, 100) and env.accounts == (("acct-0002", 7), ("acct-0003", 0))
-    text = (Path(__file__).parents[2] / "infra" / "voiplake.toml").read_text()
+    text = (PROJECT_ROOT / "infra" / "voiplake.toml").read_text()
     bad = tmp_path / "bad.toml"
     override = '[quotas.accounts."acct-0001"]\nminutes = 5000'
     assert text.count(override) == 1

@@ -55,6 +55,9 @@ def test_record_run_is_idempotent_and_emits_openlineage(spark, settings, tmp_pat
     assert complete["outputs"][0]["facets"]["version"]["datasetVersion"] == "3"
     assert complete["inputs"][0]["facets"]["version"]["datasetVersion"] == "1"
     assert complete["run"]["facets"]["parent"]["job"]["name"] == "voip_daily"
+    # the job's code is the registry's writer of its output, a file that exists
+    code = complete["job"]["facets"]["sourceCodeLocation"]["path"]
+    assert code == "jobs/publish/hourly_geo.py" and (lineage.PROJECT_ROOT / code).is_file()
 
     graph = lineage.upstream_graph(spark, local, "gold.hourly_geo_usage")
     text = lineage.render_graph(graph)

@@ -15,6 +15,7 @@ from typing import Any
 import h3
 import pytest
 
+from jobs.privacy import kanonymity
 from jobs.publish import hourly_geo as gold
 from jobs.platform import lake
 from jobs.privacy import audit
@@ -73,13 +74,13 @@ def audit_settings(settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
-def write_lake(spark, settings: Settings, *, k_step: int, levels=gold.LEVELS) -> None:  # type: ignore[no-untyped-def]
+def write_lake(spark, settings: Settings, *, k_step: int, levels=kanonymity.LEVELS) -> None:  # type: ignore[no-untyped-def]
     """silver.calls from silver_rows(); gold via the gold job's transforms with k = k_step (1 = no k step)."""
     where = f"call_date = DATE'{DAY}'"
     calls = spark.createDataFrame(silver_rows(), SILVER_CALLS.spark_schema())
     lake.replace_partitions(spark, calls, SILVER_CALLS, settings, where=where)
-    facts = gold.usage_facts(lake.read_table(spark, SILVER_CALLS, settings), region_resolution=settings.privacy.h3_region_resolution)
-    published, _ = gold.k_anonymize(facts, k=k_step, levels=levels)
+    facts = kanonymity.usage_facts(lake.read_table(spark, SILVER_CALLS, settings), region_resolution=settings.privacy.h3_region_resolution)
+    published, _ = kanonymity.k_anonymize(facts, k=k_step, levels=levels)
     lake.replace_partitions(spark, gold.aggregate_published(published, k=k_step), GOLD_HOURLY_GEO_USAGE, settings, where=where)
 
 
@@ -129,7 +130,7 @@ def test_gold_published_without_the_k_step_fails_and_the_cli_exits_3(spark, sett
 
     s = audit_settings(settings, tmp_path)
     # no k step: every cell-hour-carrier group published at the finest level, the distinctive callers alone
-    write_lake(spark, s, k_step=1, levels=gold.LEVELS[:1])
+    write_lake(spark, s, k_step=1, levels=kanonymity.LEVELS[:1])
 
     exit_code = privacy_audit_command(s, DAY, targets=None, known_calls=None)
 
@@ -149,7 +150,7 @@ def test_gold_published_without_the_k_step_fails_and_the_cli_exits_3(spark, sett
 
 
 def test_record_linkage_singles_out_distinctive_subscribers(spark) -> None:  # type: ignore[no-untyped-def]
-    facts = gold.usage_facts(spark.createDataFrame(silver_rows(), SILVER_CALLS.spark_schema()), region_resolution=4)
+    facts = kanonymity.usage_facts(spark.createDataFrame(silver_rows(), SILVER_CALLS.spark_schema()), region_resolution=4)
     targets = audit.sample_targets(facts, targets=100, seed=1)
     known = audit.attacker_knowledge(facts, targets, known_calls=3, seed=1)
     per_target = {r["subscriber_pseudonym"]: r for r in audit.record_linkage(known, facts).collect()}
@@ -166,7 +167,7 @@ def test_record_linkage_singles_out_distinctive_subscribers(spark) -> None:  # t
 
 
 def test_targets_and_known_calls_are_deterministic_and_bounded(spark) -> None:  # type: ignore[no-untyped-def]
-    facts = gold.usage_facts(spark.createDataFrame(silver_rows(), SILVER_CALLS.spark_schema()), region_resolution=4)
+    facts = kanonymity.usage_facts(spark.createDataFrame(silver_rows(), SILVER_CALLS.spark_schema()), region_resolution=4)
 
     def draw(seed: int) -> list[tuple[str, int, str]]:
         targets = audit.sample_targets(facts, targets=4, seed=seed)
@@ -181,7 +182,7 @@ def test_targets_and_known_calls_are_deterministic_and_bounded(spark) -> None:  
 
 def test_pycanon_k_equals_our_k_on_the_rebuilt_microdata(spark, k_anonymous_lake) -> None:  # type: ignore[no-untyped-def]
     s = k_anonymous_lake
-    facts = gold.usage_facts(lake.read_table(spark, SILVER_CALLS, s), region_resolution=s.privacy.h3_region_resolution).cache()
+    facts = kanonymity.usage_facts(lake.read_table(spark, SILVER_CALLS, s), region_resolution=s.privacy.h3_region_resolution).cache()
     rows = lake.read_table(spark, GOLD_HOURLY_GEO_USAGE, s).cache()
     microdata = audit.published_microdata(facts, rows).cache()
 
