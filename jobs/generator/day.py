@@ -1,4 +1,4 @@
-"""generate_telemetry: one deterministic, realistic day of landing objects, as the collector stores them.
+"""The generated day: one deterministic, realistic day of landing objects, as the collector stores them.
 
 `generate_day(day, events=..., seed=..., keys=..., prefix=...)` simulates a subscriber population
 (B2B accounts with departments, plus consumers; 1-2 devices each) calling through one UTC day. Every
