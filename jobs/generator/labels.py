@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from jobs.generator.day import GeneratedDay, ScenarioLabel
+from jobs.generator.day import GeneratedDay
+from jobs.generator.scenarios import ScenarioLabel
 from jobs.platform.identifiers import pseudonymize
 from jobs.platform.keys import KeyMaterial
 

@@ -19,7 +19,10 @@ def generate_to_landing(settings: Settings, day: date, *, events: int, seed: int
     to build/scenarios/labels-<date>.json (ground truth for measuring detection; detectors never read it)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from jobs.generator.day import FaultPlan, NonCompliancePlan, ScenarioPlan, generate_day
+    from jobs.generator.day import generate_day
+    from jobs.generator.faults import FaultPlan
+    from jobs.generator.noncompliance import NonCompliancePlan
+    from jobs.generator.scenarios import ScenarioPlan
     from jobs.platform.keys import load_key_material
     from jobs.platform.objectstore import ensure_bucket, s3_client
 

@@ -176,7 +176,8 @@ def auth_rows(spark: "SparkSession", days: Sequence[GeneratedDay], keys: KeyMate
 
 def main(argv: Sequence[str] | None = None) -> int:
     from jobs.security.anomalies import detect, to_anomaly_rows
-    from jobs.generator.day import ScenarioPlan, generate_day
+    from jobs.generator.day import generate_day
+    from jobs.generator.scenarios import ScenarioPlan
     from jobs.platform.keys import new_key_material
     from jobs.platform.spark import build_spark
     from lake_layout.config import load_settings

@@ -18,7 +18,8 @@ import pytest
 from jobs.platform import lake
 from jobs.cli.main import airflow_dags_test, day_summary
 from jobs.generator.landing import generate_to_landing
-from jobs.generator.day import FaultPlan, generate_day
+from jobs.generator.day import generate_day
+from jobs.generator.faults import FaultPlan
 from jobs.platform.objectstore import ensure_bucket, s3_client
 from jobs.telemetry.codec import UploadRejected, decode_object
 from lake_layout.tables import (

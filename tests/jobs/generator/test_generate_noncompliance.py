@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from jobs.generator.day import MAX_BATCH_EVENTS, GeneratedDay, NonCompliancePlan, generate_day
+from jobs.generator.calls import MAX_BATCH_EVENTS
+from jobs.generator.day import GeneratedDay, generate_day
+from jobs.generator.noncompliance import NonCompliancePlan
 from jobs.platform.keys import new_key_material
 from jobs.telemetry.codec import EVENT_FIELDS, DecodedUpload, decode_object
 from lake_layout.landing import parse_landing_key

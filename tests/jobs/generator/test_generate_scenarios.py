@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from jobs.ingest.destinations import destination_class
-from jobs.generator.day import SCENARIO_KINDS, GeneratedDay, ScenarioPlan, generate_day
+from jobs.generator.day import GeneratedDay, generate_day
+from jobs.generator.scenarios import SCENARIO_KINDS, ScenarioPlan
 from jobs.platform.keys import new_key_material
 from jobs.telemetry.codec import decode_object
 from lake_layout.landing import auth_log_key

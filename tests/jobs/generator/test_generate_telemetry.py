@@ -16,22 +16,17 @@ from typing import Any
 import pytest
 
 from jobs.ingest.bronze import clock_offset_ms, validate_event
-from jobs.generator.day import (
-    APP_VERSIONS,
+from jobs.generator.calls import SIGNAL_METRICS
+from jobs.generator.day import GeneratedDay, LandingObject, generate_day
+from jobs.generator.faults import (
     BAD_RECORD_REASONS,
     EXPECTED_REJECTION_REASONS,
     FAULT_KINDS,
-    MARKETS,
-    SIGNAL_METRICS,
     TIME_FAULT_REASONS,
     FaultPlan,
-    GeneratedDay,
-    LandingObject,
-    build_population,
-    generate_day,
-    luhn_check_digit,
-    luhn_valid,
 )
+from jobs.generator.population import APP_VERSIONS, build_population, luhn_check_digit, luhn_valid
+from jobs.generator.reference import MARKETS
 from jobs.platform.keys import new_key_material
 from jobs.telemetry.codec import DecodedUpload, UploadRejected, decode_object
 from lake_layout.landing import directory_export_key, parse_landing_key

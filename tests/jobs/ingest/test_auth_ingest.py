@@ -10,7 +10,8 @@ import pytest
 
 from jobs.ingest.auth import REJECT_REASON, auth_event_rows, parse_auth_line
 from jobs.platform.identifiers import pseudonymize
-from jobs.generator.day import ScenarioPlan, generate_day
+from jobs.generator.day import generate_day
+from jobs.generator.scenarios import ScenarioPlan
 
 GOOD = {"event_id": "e1", "ts": "2026-11-24T03:04:05.678Z", "msisdn": "+4915112345678", "device_id": "dev-1",
         "ip": "80.187.12.34", "country_code": "DE", "outcome": "success", "failure_reason": None}

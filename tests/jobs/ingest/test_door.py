@@ -135,7 +135,8 @@ def test_generated_replays_and_burst_are_caught_and_nothing_else(spark: Any, key
 
     from jobs.ingest.bronze import decode_object_rows
     from jobs.platform.envelope import DataKey
-    from jobs.generator.day import AttestationPlan, generate_day
+    from jobs.generator.attested import AttestationPlan
+    from jobs.generator.day import generate_day
     from lake_layout.config import load_settings
 
     day = generate_day(DAY, events=800, seed=11, keys=keys, prefix="uploads",

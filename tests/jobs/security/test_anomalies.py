@@ -31,7 +31,8 @@ from jobs.ingest.bronze import DEVICE_QUARANTINED, decode_object_rows
 from jobs.ingest.door import ROW_EVENT, ROW_OBJECT, ROW_QUARANTINE
 from jobs.platform.identifiers import pseudonymize
 from jobs.platform.envelope import DataKey
-from jobs.generator.day import ScenarioPlan, generate_day
+from jobs.generator.day import generate_day
+from jobs.generator.scenarios import ScenarioPlan
 from lake_layout.config import load_settings
 
 END = date(2026, 11, 24)  # a Tuesday

@@ -13,13 +13,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from jobs.ingest.bronze import decode_object_rows
 from jobs.platform.envelope import DataKey
-from jobs.generator.day import (
-    ATTESTATION_FAULTS,
-    EXPECTED_ATTESTATION_REASONS,
-    AttestationPlan,
-    GeneratedDay,
-    generate_day,
-)
+from jobs.generator.attested import ATTESTATION_FAULTS, EXPECTED_ATTESTATION_REASONS, AttestationPlan
+from jobs.generator.day import GeneratedDay, generate_day
 from jobs.platform.keys import KeyMaterial
 from jobs.telemetry.attestation import ATTESTATION_REASONS, AttestationPolicy, AttestationService, check_attestation
 from jobs.telemetry.codec import Header, decode_object, encode_json, encode_protobuf, payload_bytes

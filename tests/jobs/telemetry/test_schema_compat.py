@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from jobs.cli.main import main as cli
-from jobs.generator.day import APP_VERSIONS, ATTESTED_SCHEMA_VERSION
+from jobs.generator.attested import ATTESTED_SCHEMA_VERSION
+from jobs.generator.population import APP_VERSIONS
 from jobs.telemetry import codec
 from jobs.telemetry.schema_compat import (
     SchemaError,

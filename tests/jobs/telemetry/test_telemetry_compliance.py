@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jobs.ingest.door import ROW_EVENT, ROW_OBJECT
 from jobs.ingest.bronze import decode_object_rows
 from jobs.platform.identifiers import pseudonymize
-from jobs.generator.day import NonCompliancePlan, generate_day
+from jobs.generator.day import generate_day
+from jobs.generator.noncompliance import NonCompliancePlan
 from jobs.platform.keys import new_key_material
 from jobs.telemetry.codec import EVENT_FIELDS
 from jobs.telemetry.compliance import POLICY_SCHEMA, compliance_rows, device_compliance, policy_frame
