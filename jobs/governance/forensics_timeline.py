@@ -294,7 +294,7 @@ def entry_dicts(timeline: "DataFrame") -> list[dict[str, Any]]:
 
 
 def render_rows(entries: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Columns and rows for jobs.cli.main.render: the detail map as `key=value` pairs."""
+    """Columns and rows for jobs.cli.common.render: the detail map as `key=value` pairs."""
     rows = [(e["at"], e["layer"], f"{e['source']}@v{e['delta_version']}", e["kind"], e["call_id"], e["platform"],
              " ".join(f"{k}={v}" for k, v in e["detail"].items())) for e in entries]
     return ["at", "layer", "source", "kind", "call_id", "platform", "detail"], rows

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jobs.platform import lake
-from jobs.cli.main import airflow_dags_test, day_summary
+from jobs.cli.demo import airflow_dags_test, day_summary
 from jobs.generator.landing import generate_to_landing
 from jobs.generator.day import generate_day
 from jobs.generator.faults import FaultPlan
@@ -325,7 +325,8 @@ def test_rerun_of_the_same_day_changes_no_table(spark, s3_settings, ingested, tm
 
 
 def test_query_cli_prints_csv_only(spark, s3_settings, ingested, capsys) -> None:  # type: ignore[no-untyped-def]
-    from jobs.cli.main import airflow_env, query_command
+    from jobs.cli.demo import airflow_env
+    from jobs.cli.query import query_command
 
     env = airflow_env(s3_settings)
     out = subprocess.run(  # a real process: nothing but the CSV reaches stdout (no JVM or Spark log lines)

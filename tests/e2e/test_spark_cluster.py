@@ -83,7 +83,7 @@ def test_the_daily_dag_submits_its_spark_tasks_through_the_spark_provider(spark,
     `[spark] master` (left at local[2]: a task that ignored the connection would run locally and not show up)."""
     from airflow.providers.apache.spark.operators.spark_pyspark import PySparkOperator
 
-    from jobs.cli.main import DAILY_DAG, airflow_dags_test
+    from jobs.cli.demo import DAILY_DAG, airflow_dags_test
 
     settings = landed.with_lake_root(str(tmp_path / "provider-lake"))
     child = replace(settings, spark=replace(settings.spark, dag_tasks="pyspark", airflow_conn_id="spark_cluster",

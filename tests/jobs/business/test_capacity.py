@@ -207,7 +207,7 @@ def test_capacity_command_runs_the_job_writes_lineage_and_prints_rows(spark, set
     import json
 
     from jobs.platform import lake
-    from jobs.cli.main import capacity_command
+    from jobs.cli.business import capacity_command
     from lake_layout.tables import AUDIT_LINEAGE
 
     s = settings.with_lake_root(str(tmp_path / "lake"))

@@ -165,7 +165,7 @@ def consent(subscriber: str, account: str, department: str | None, effective: da
 
 def test_extract_cost_allocation_exact_sums_and_hand_computed_case(spark, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from jobs.platform import lake
-    from jobs.cli.main import extract_cost_allocation_command
+    from jobs.cli.business import extract_cost_allocation_command
     from lake_layout.tables import AUDIT_LINEAGE
 
     s = settings.with_lake_root(str(tmp_path / "lake"))

@@ -151,7 +151,7 @@ def test_gold_rows_equal_the_hand_computation(spark, reseller_lake) -> None:  # 
 def test_usage_report_extract_holds_exactly_the_resellers_rows(reseller_lake, capsys) -> None:  # type: ignore[no-untyped-def]
     import pyarrow.parquet as pq
 
-    from jobs.cli.main import extract_usage_report_command
+    from jobs.cli.business import extract_usage_report_command
 
     s, expected, tmp = reseller_lake["settings"], reseller_lake["expected"], reseller_lake["tmp"]
     out = tmp / "alpha.csv"
@@ -178,7 +178,7 @@ def test_usage_report_extract_holds_exactly_the_resellers_rows(reseller_lake, ca
 
 
 def test_usage_report_refuses_unknown_reseller_and_bad_arguments(reseller_lake, capsys) -> None:  # type: ignore[no-untyped-def]
-    from jobs.cli.main import extract_usage_report_command
+    from jobs.cli.business import extract_usage_report_command
 
     s, tmp = reseller_lake["settings"], reseller_lake["tmp"]
     assert extract_usage_report_command(s, "gamma", D1, D2, tmp / "x.csv") == 2

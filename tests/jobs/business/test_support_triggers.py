@@ -310,7 +310,7 @@ def test_triggers_fire_once_per_period_and_are_delivered(spark, lake, receiver: 
     from pyspark.sql import functions as F
 
     from jobs.platform import lake as lake_io
-    from jobs.cli.main import support_triggers_command
+    from jobs.cli.business import support_triggers_command
 
     d2, d3, d4 = NOV[1], NOV[2], NOV[3]
     webhook = WebhookSink(receiver.url, timeout_seconds=2, max_retries=3, backoff_seconds=0.01)

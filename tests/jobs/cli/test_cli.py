@@ -1,11 +1,11 @@
-"""Output formats of `voiplake query`."""
+"""Output formats of `voiplake query`; the command groups `voiplake` is built from."""
 
 from __future__ import annotations
 
 import json
 from datetime import date
 
-from jobs.cli.main import render
+from jobs.cli.common import render
 
 COLUMNS = ["platform", "n", "day", "blob"]
 ROWS = [("ios", 3, date(2026, 11, 24), b"\x00\x01"), ("web, beta", None, None, None)]
@@ -30,12 +30,21 @@ def test_table_aligns_and_counts_rows() -> None:
     assert render(["x"], [], "csv") == "x"
 
 
+def test_every_command_of_every_group_is_listed_once_with_its_group() -> None:
+    from jobs.cli.main import COMMANDS
+
+    names = [name for name, _ in COMMANDS]
+    assert len(names) == len(set(names))
+    groups = {group for _, group in COMMANDS}
+    assert set(COMMANDS) == {(name, group) for group in groups for name in group.PARSERS}
+
+
 def test_query_as_a_role_sees_only_columns_within_its_clearance(spark, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import pytest
     from pyspark.errors import AnalysisException
 
     from jobs.platform import lake
-    from jobs.cli.main import explain_denial, run_query
+    from jobs.cli.query import explain_denial, run_query
     from lake_layout.tables import BRONZE_CALL_EVENTS, SILVER_CALLS
 
     lake_settings = settings.with_lake_root(str(tmp_path / "lake"))

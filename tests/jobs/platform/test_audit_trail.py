@@ -102,7 +102,8 @@ def test_a_bad_policy_is_refused_naming_the_key(tmp_path: Path) -> None:
 
 def test_queries_and_denials_are_logged_and_tampering_is_reported(spark, settings, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     from jobs.platform import lake
-    from jobs.cli.main import audit_verify_command, query_command
+    from jobs.cli.governance import audit_verify_command
+    from jobs.cli.query import query_command
     from lake_layout.tables import AUDIT_ACCESS_LOG
 
     s = settings.with_lake_root(str(tmp_path / "lake"))

@@ -126,7 +126,7 @@ def test_k_anonymous_gold_passes_with_risk_at_most_one_over_k(spark, k_anonymous
 
 
 def test_gold_published_without_the_k_step_fails_and_the_cli_exits_3(spark, settings, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from jobs.cli.main import privacy_audit_command
+    from jobs.cli.privacy import privacy_audit_command
 
     s = audit_settings(settings, tmp_path)
     # no k step: every cell-hour-carrier group published at the finest level, the distinctive callers alone
