@@ -16,22 +16,24 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup run test test-cluster test-fast bench proto clean vault
 
+# Recipes print one line each (what they set up, where); the tools' own output stays quiet or goes to build/logs/.
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps -e .
-	rm -f $(VENV)/.installed-*
-	touch $@
+	@echo "setup: Python packages of requirements.lock into $(VENV)/"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q -r requirements.lock
+	@$(PY) -m pip install -q --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
 
 # venv, S3Proxy jars (Maven) and Spark's jars (Ivy): each resolved once into the ignored cache.
 setup: $(STAMP)
-	$(PY) -m infra.objectstore resolve
-	$(PY) -m jobs.cli.main warmup
-	$(PY) -c 'from jobs.telemetry.schema_compat import protoc_python; protoc_python()'
+	@echo "setup: S3Proxy jars in $$($(PY) -m infra.objectstore resolve)"
+	@$(PY) -m jobs.cli.main warmup
+	@$(PY) -c 'from jobs.telemetry.schema_compat import protoc_python; protoc_python()'
 
 ## run: one generated day of telemetry -> landing zone -> Airflow ingestion DAG -> bronze, then a summary.
 run: setup
-	$(VENV)/bin/voiplake demo --date $(DATE) --events $(EVENTS) --seed $(SEED)
+	@$(VENV)/bin/voiplake demo --date $(DATE) --events $(EVENTS) --seed $(SEED)
 
 ## test: the whole suite (unit + end-to-end on the local object store and Airflow).
 test: setup

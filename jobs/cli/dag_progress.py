@@ -19,18 +19,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
 _MARK = {"success": "ok", "skipped": "--"}
+_NEVER = datetime.max.replace(tzinfo=timezone.utc)  # tasks that ended without starting sort last
 
-# Report fields that say how much a task read, wrote and set aside, in order of preference (each task's report
-# names its own: bronze counts records, silver events and calls, gold calls and rows).
-_IN = ("records_received", "records_read", "bronze_events_read", "calls_read", "lines", "calls", "expectations")
+# Report fields that say how much a task read, wrote and set aside, in order of preference. Each report names its
+# own (bronze counts records, silver events and calls, gold calls and rows), and the line shows those names.
+_IN = ("records_received", "records_read", "bronze_events_read", "calls_read", "lines", "calls")
 _OUT = ("records_accepted", "calls_written", "rated_calls", "rows", "cells_released", "events", "new_triggers",
         "findings", "records_written")
 _ASIDE = ("records_quarantined", "events_quarantined", "records_rejected", "quarantined", "calls_suppressed",
@@ -53,7 +54,8 @@ class TaskProgress:
 def _when(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
-    return datetime.fromisoformat(str(value).replace(" ", "T"))
+    at = datetime.fromisoformat(str(value).replace(" ", "T"))
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # Airflow keeps UTC
 
 
 def _xcom_value(raw: Any) -> Any:
@@ -69,7 +71,7 @@ def _xcom_value(raw: Any) -> Any:
 def read_run(db: Path, dag_id: str, logical_date: date) -> list[TaskProgress]:
     """The newest run of `dag_id` for `logical_date` in Airflow's metadata database: its tasks that started or
     finished, in start order. Empty while the run is not created yet."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
         run = con.execute("SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date LIKE ? ORDER BY id DESC LIMIT 1",
                           (dag_id, f"{logical_date.isoformat()}%")).fetchone()
         if run is None:
@@ -81,30 +83,29 @@ def read_run(db: Path, dag_id: str, logical_date: date) -> list[TaskProgress]:
     progress = [TaskProgress(task_id, state, _when(start), _when(end),
                              _xcom_value(results[task_id]) if task_id in results else None)
                 for task_id, state, start, end in tasks if start or state in FINISHED]
-    return sorted(progress, key=lambda t: (t.started or datetime.max, t.task_id))
+    return sorted(progress, key=lambda t: (t.started or _NEVER, t.task_id))
 
 
-def _first(report: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((report[k] for k in keys if isinstance(report.get(k), (int, float)) and not isinstance(report[k], bool)),
-                None)
+def _first(report: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, int | float] | None:
+    return next(((k, report[k]) for k in keys
+                 if isinstance(report.get(k), (int, float)) and not isinstance(report[k], bool)), None)
 
 
 def one_line(result: Any) -> str:
-    """In / out / set aside from a task's report, or the gate's verdict of a quality check."""
+    """What a task's report says it read, wrote and set aside, in the report's own words ("records received
+    197,034, records accepted 194,426, records quarantined 2,608"), or a quality gate's verdict."""
     if isinstance(result, list):
-        return f"{len(result)} item(s): {', '.join(map(str, result[:3]))}{' ...' if len(result) > 3 else ''}"
+        return f"returned {len(result)}: {', '.join(map(str, result[:3]))}{' ...' if len(result) > 3 else ''}"
     if not isinstance(result, dict):
         return "" if result is None else str(result)[:80]
     if "success" in result and "suite" in result:
         failed = result.get("failed") or []
         return f"{result.get('table')}: {result.get('expectations')} expectations, " + (
             "all met" if result["success"] else f"{len(failed)} failed")
-    if "skipped" in result and isinstance(result["skipped"], str):
+    if isinstance(result.get("skipped"), str):
         return f"skipped: {result['skipped']}"
-    parts = [f"{label} {value:,}" for label, value in
-             (("in", _first(result, _IN)), ("out", _first(result, _OUT)), ("set aside", _first(result, _ASIDE)))
-             if value is not None]
-    return ", ".join(parts)
+    found = [f for f in (_first(result, _IN), _first(result, _OUT), _first(result, _ASIDE)) if f is not None]
+    return ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in found)
 
 
 def _line(task: TaskProgress) -> str:

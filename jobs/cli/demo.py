@@ -4,6 +4,7 @@ daily pipeline (through Airflow, without it, or stage by stage in the benchmark)
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -12,9 +13,10 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from jobs.cli.common import _date
+from jobs.cli.dag_progress import TaskProgress, follow, quiet_fds
 from jobs.generator.landing import generate_to_landing
 from lake_layout.config import PROJECT_ROOT, Settings
 
@@ -124,50 +126,68 @@ def airflow_env(settings: Settings, airflow_home: Path | None = None) -> dict[st
     from lake_layout.config import settings_env
 
     env = dict(os.environ)
-    env["AIRFLOW_HOME"] = str(airflow_home or PROJECT_ROOT / "build" / "airflow")
+    env["AIRFLOW_HOME"] = str(airflow_home or os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / "build" / "airflow")
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_ROOT / "dags")
     env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     env.update(settings_env(settings))
     return env
 
 
-def airflow_dags_test(settings: Settings, dag_id: str, day: date, *, log: Path, airflow_home: Path | None = None) -> None:
-    """Run a DAG for one logical date in-process through Airflow (`airflow dags test`) on its SQLite DB."""
+def airflow_dags_test(settings: Settings, dag_id: str, day: date, *, log: Path, airflow_home: Path | None = None,
+                      progress: IO[str] | None = None) -> list[TaskProgress]:
+    """Run a DAG for one logical date in-process through Airflow (`airflow dags test`) on its SQLite DB, Airflow's
+    output (task logs, Spark's and the JVM's) appended to `log`. With `progress`, each task is written there as it
+    starts and ends (jobs.cli.dag_progress). Returns the run's tasks as Airflow recorded them."""
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = airflow_env(settings, airflow_home)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    with open(log, "a") as out:
         subprocess.run([airflow, "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
-        result = subprocess.run([airflow, "dags", "test", dag_id, day.isoformat()], env=env, stdout=out, stderr=subprocess.STDOUT)
-    text = log.read_text()
-    if result.returncode != 0 or "state=success" not in text:
-        raise SystemExit(f"DAG {dag_id} for {day} did not succeed; Airflow's log: {log}")
+        process = subprocess.Popen([airflow, "dags", "test", dag_id, day.isoformat()], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+        tasks = follow(process, db, dag_id, day, out=progress if progress is not None else io.StringIO())
+    if process.returncode != 0 or not tasks or any(t.state != "success" for t in tasks):
+        failed = ", ".join(f"{t.task_id} {t.state}" for t in tasks if t.state != "success")
+        raise SystemExit(f"DAG {dag_id} for {day} did not succeed ({failed or f'exit {process.returncode}'}); "
+                         f"Airflow's log: {log}")
+    return tasks
 
 
 DAILY_DAG = "voip_daily"
 
 
-def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool) -> dict[str, Any]:
+def demo(settings: Settings, day: date, *, events: int, seed: int, faults: bool, log: Path | None = None) -> dict[str, Any]:
+    """`make run`: the object store, a generated day in the landing zone, the daily DAG through Airflow with one line
+    per task as it starts and ends, then the summary. Everything the JVMs and Airflow print goes to one log file,
+    named once at the start; the terminal shows only progress and results."""
     from infra.objectstore import S3ProxyServer, _port_open
 
+    log = (log or PROJECT_ROOT / "build" / "logs" / f"demo-{day}.log").resolve()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    print(f"voiplake demo: upload date {day}, {events:,} events, seed {seed}", flush=True)
+    print(f"  log (Airflow, Spark, JVM): {log.relative_to(PROJECT_ROOT) if log.is_relative_to(PROJECT_ROOT) else log}", flush=True)
     started_here = None
     if not _port_open(settings.object_store.port):
         started_here = S3ProxyServer(settings.object_store).start()
-        print(f"object store: S3Proxy on {settings.object_store.endpoint}", file=sys.stderr)
+        print(f"  object store: S3Proxy on {settings.object_store.endpoint}", flush=True)
     try:
         t0 = time.monotonic()
         gen = generate_to_landing(settings, day, events=events, seed=seed, faults=faults)
-        print(f"generated {gen['events']:,} events in {gen['objects']:,} objects "
+        print(f"  generated {gen['events']:,} events in {gen['objects']:,} objects "
               f"({gen['retried_objects']} retried uploads, faulty objects {gen['faulty_objects']}, "
               f"{gen['bad_records']} bad records) -> {gen['landing']} "
-              f"[{gen['generate_seconds']}s generate, {gen['upload_seconds']}s upload]")
+              f"[{gen['generate_seconds']}s generate, {gen['upload_seconds']}s upload]", flush=True)
+        print(f"  Airflow DAG {DAILY_DAG} for {day}:", flush=True)
         t1 = time.monotonic()
-        airflow_dags_test(settings, DAILY_DAG, day, log=PROJECT_ROOT / "build" / "reports" / f"airflow-{DAILY_DAG}-{day}.log")
+        airflow_dags_test(settings, DAILY_DAG, day, log=log, progress=sys.stdout)
         dag_seconds = time.monotonic() - t1
         from jobs.platform.spark import build_spark
 
-        spark = build_spark(settings, app_name="voiplake summary")
+        with quiet_fds(log):  # the summary's JVM writes its warnings to the log for the rest of its life
+            spark = build_spark(settings, app_name="voiplake summary")
         summary = day_summary(spark, settings, day)
         summary["dag_seconds"] = round(dag_seconds, 1)
         summary["total_seconds"] = round(time.monotonic() - t0, 1)
@@ -204,6 +224,8 @@ def _demo_parser(sub: Subparsers) -> None:
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-faults", action="store_true")
+    p.add_argument("--log", type=Path, default=None, help="where Airflow's, Spark's and the JVM's output goes "
+                   "(default build/logs/demo-<date>.log)")
 
 
 def _bench_parser(sub: Subparsers) -> None:
@@ -242,7 +264,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         demo(settings, args.date, events=args.events or settings.generator.events,
-             seed=settings.generator.seed if args.seed is None else args.seed, faults=not args.no_faults)
+             seed=settings.generator.seed if args.seed is None else args.seed, faults=not args.no_faults, log=args.log)
         return 0
     if args.command == "bench":
         from jobs.pipeline.bench import bench_command

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from jobs.cli.common import _date
 from lake_layout.access import DEFAULT_ROLE
-from lake_layout.config import Settings
+from lake_layout.config import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from jobs.cli.common import Subparsers
@@ -65,9 +65,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "warmup":
         from jobs.platform.spark import build_spark
 
-        spark = build_spark(settings, app_name=f"voiplake {args.command}")
+        from jobs.cli.dag_progress import quiet_fds
+
+        log = PROJECT_ROOT / "build" / "logs" / "warmup.log"
+        with quiet_fds(log):  # Ivy's resolution report and the JVM's warnings
+            spark = build_spark(settings, app_name=f"voiplake {args.command}")
         spark.range(1).count()
-        print("spark: jars resolved and cached", file=sys.stderr)
+        print(f"spark: jars resolved and cached (JVM log: {log.relative_to(PROJECT_ROOT)})", file=sys.stderr)
         return 0
     if args.command == "keys":
         from jobs.pipeline.runner import run_keys_decrypt_check, run_keys_rotate

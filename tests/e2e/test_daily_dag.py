@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from jobs.platform import lake
-from jobs.cli.demo import airflow_dags_test, day_summary
+from jobs.cli.demo import airflow_dags_test, airflow_env, day_summary
 from jobs.generator.landing import generate_to_landing
 from jobs.generator.day import generate_day
 from jobs.generator.faults import FaultPlan
 from jobs.platform.objectstore import ensure_bucket, s3_client
 from jobs.telemetry.codec import UploadRejected, decode_object
+from lake_layout.config import PROJECT_ROOT
 from lake_layout.tables import (
     AUDIT_QUALITY_RESULTS,
     BRONZE_CALL_EVENTS,
@@ -66,9 +67,37 @@ def generated(s3_settings, keys):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def ingested(s3_settings, generated, tmp_path_factory, spark):  # type: ignore[no-untyped-def]
+    """The day through `voiplake demo`, as `make run` runs it (the same generated objects land again, unchanged);
+    what it printed on the terminal is kept in terminal.txt."""
     home = tmp_path_factory.mktemp("airflow")
-    airflow_dags_test(s3_settings, DAG_ID, DAY, log=home / "dag.log", airflow_home=home)
+    demo = subprocess.run(
+        [sys.executable, "-m", "jobs.cli.main", "demo", "--date", DAY.isoformat(), "--events", str(EVENTS),
+         "--seed", str(SEED), "--log", str(home / "dag.log")],
+        env=airflow_env(s3_settings, home), capture_output=True, text=True, timeout=1800)
+    (home / "terminal.txt").write_text(demo.stdout + demo.stderr)
+    assert demo.returncode == 0, f"voiplake demo failed; its log: {home / 'dag.log'}\n{demo.stderr[-3000:]}"
     return home
+
+
+def test_demo_terminal_shows_each_task_and_no_jvm_warnings(ingested) -> None:  # type: ignore[no-untyped-def]
+    """`make run`'s terminal: every task of the DAG named as it ends, with a result line; the JVM's, Spark's and
+    Airflow's warnings only in the log, whose path is printed once."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from jobs.cli.dag_progress import read_run
+
+    terminal = (ingested / "terminal.txt").read_text()
+    lines = terminal.splitlines()
+    assert not [line for line in lines if "WARN" in line], terminal
+    task_ids = set(DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags[DAG_ID].task_ids)
+    ended = {line.split()[1]: line for line in lines if line.startswith("  ok  ")}
+    assert set(ended) == task_ids, (sorted(task_ids - set(ended)), sorted(set(ended) - task_ids))
+    assert {t.task_id for t in read_run(ingested / "airflow.db", DAG_ID, DAY)} == task_ids
+    assert "records quarantined" in ended["ingest_landing"] and "all met" in ended["check_bronze"]
+    assert [line for line in lines if "log (Airflow, Spark, JVM)" in line] == [f"  log (Airflow, Spark, JVM): {ingested / 'dag.log'}"]
+    log = (ingested / "dag.log").read_text()
+    assert "WARN" in log and "voip_daily" in log  # what the terminal did not show is in the log
+    assert "received = accepted + quarantined: yes" in terminal
 
 
 def metrics_of(row):  # type: ignore[no-untyped-def]
