@@ -22,8 +22,10 @@ a closed period stays closed, whatever a later backfill's date). Then, for the c
   already rated whose silver row changed after closing is counted (`closed_changes_not_rebilled`), not re-rated.
 
 gold.billing_usage is then rebuilt for every invoice period that changed, summed from the rated calls.
-`extract` writes finance's billing extract for a usage period and reconciles it: the talk time of its lines
-equals silver's billable talk time of that period, or the extract is refused.
+`extract` writes finance's billing extract for a usage period and reconciles it, or refuses it: its lines' talk time
+equals silver's billable talk time of the period; their calls, talk time and charges equal gold.billing_usage's rows
+of that usage period (usage and adjustment rows, whatever period invoices them); and the file read back holds the
+same totals as its manifest.
 """
 
 from __future__ import annotations
@@ -372,7 +374,10 @@ class ExtractManifest:
     call_ms: int  # talk time of the lines (exact)
     silver_billable_ms: int  # silver's billable talk time of the period (exact; equal, or no extract)
     call_minutes: str  # call_ms in minutes, 3 decimals
-    reconciled: bool
+    billing_usage_calls: int  # gold.billing_usage of the usage period, adjustments included (equal, or no extract)
+    billing_usage_ms: int
+    billing_usage_charge_minor: int
+    reconciled: bool  # every check above passed and the written file read back to the same totals
     rated_calls_version: int | None
     silver_version: int | None
 
@@ -385,7 +390,9 @@ def extract(spark: "SparkSession", settings: Settings, period: str, out: Path) -
     """Write the billing lines of usage `period` to `out` (.parquet, else CSV) and a manifest beside it.
 
     Reconciles first: the lines' talk time must equal silver's billable talk time of the period (the same
-    selection billing rates from), else ReconciliationError and no file. Minutes are exact (ms / 60000).
+    selection billing rates from), and their calls, talk time and charges gold.billing_usage's rows of the usage
+    period (adjustments included); then the written file, read back, must hold the same totals. Else
+    ReconciliationError and no file. Minutes are exact (ms / 60000), money integer minor units.
     """
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -408,17 +415,36 @@ def extract(spark: "SparkSession", settings: Settings, period: str, out: Path) -
         raise ReconciliationError(
             f"billing extract {period}: lines hold {_minutes(line_ms)} call minutes, silver.calls has "
             f"{_minutes(silver_ms)} billable minutes; run billing for the period's call dates (voiplake billing) first")
+    charge = sum(table.column("charge_minor").to_pylist())
+    usage = (lake.read_table(spark, GOLD_BILLING_USAGE, settings).where(F.col("usage_period") == period)
+             .agg(F.sum("calls").alias("calls"), F.sum("duration_ms").alias("ms"), F.sum("charge_minor").alias("charge"))
+             .first())
+    usage_totals = (int(usage["calls"] or 0), int(usage["ms"] or 0), int(usage["charge"] or 0))
+    if (table.num_rows, line_ms, charge) != usage_totals:
+        raise ReconciliationError(
+            f"billing extract {period}: lines hold {table.num_rows} calls, {line_ms} ms and {charge} minor units of "
+            f"charges; gold.billing_usage has {usage_totals[0]} calls, {usage_totals[1]} ms and {usage_totals[2]} minor "
+            "units for the usage period (adjustments included): rerun billing (voiplake billing) for the period")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         pq.write_table(table, out)
+        written = pq.read_table(out)
     else:
         pacsv.write_csv(table, out)
-    charge = sum(table.column("charge_minor").to_pylist())
+        written = pacsv.read_csv(out)
+    written_totals = (written.num_rows, sum(written.column("duration_ms").to_pylist()),
+                      sum(written.column("charge_minor").to_pylist()))
+    if written_totals != usage_totals:
+        out.unlink()
+        raise ReconciliationError(f"billing extract {period}: {out} read back as {written_totals} (calls, ms, charges), "
+                                  f"not {usage_totals}; nothing was kept")
     manifest = ExtractManifest(
         period=period, file=out.name, sha256=hashlib.sha256(out.read_bytes()).hexdigest(), lines=table.num_rows,
         accounts=len(set(table.column("account_id").to_pylist())), charge_minor=int(charge),
         currency=load_catalogue(settings.billing.catalogue).currency,
-        call_ms=int(line_ms), silver_billable_ms=int(silver_ms), call_minutes=_minutes(line_ms), reconciled=True,
+        call_ms=int(line_ms), silver_billable_ms=int(silver_ms), call_minutes=_minutes(line_ms),
+        billing_usage_calls=usage_totals[0], billing_usage_ms=usage_totals[1], billing_usage_charge_minor=usage_totals[2],
+        reconciled=True,
         rated_calls_version=lake.table_version(spark, GOLD_BILLING_RATED_CALLS, settings),
         silver_version=lake.table_version(spark, SILVER_CALLS, settings),
     )

@@ -474,5 +474,8 @@ def test_billing_rates_the_generated_calls_and_the_extract_reconciles_with_silve
     manifest = billing_usage.extract(spark, s3_settings, period, tmp_path / "billing.csv")
     assert manifest.reconciled and manifest.call_ms == manifest.silver_billable_ms > 0
     assert manifest.accounts >= 3 and manifest.charge_minor > 0
+    usage = lake.read_table(spark, GOLD_BILLING_USAGE, s3_settings).where(f"usage_period = '{period}'")
+    assert manifest.charge_minor == manifest.billing_usage_charge_minor == usage.agg({"charge_minor": "sum"}).first()[0]
+    assert manifest.lines == manifest.billing_usage_calls == usage.agg({"calls": "sum"}).first()[0]
     classes = {r[0] for r in lake.read_table(spark, GOLD_BILLING_RATED_CALLS, s3_settings).select("destination_class").distinct().collect()}
     assert {"on_net", "domestic_mobile", "domestic_fixed", "international"} <= classes

@@ -276,6 +276,30 @@ def test_billing_run_close_adjust_rerun_and_reconciled_extract(spark, settings, 
     parquet = billing.extract(spark, s, "2026-11", tmp_path / "extract" / "billing-2026-11.parquet")
     assert pq.read_table(tmp_path / "extract" / "billing-2026-11.parquet").num_rows == parquet.lines == 6
 
+    # Charges reconcile exactly with gold.billing_usage of the usage period, the adjustment invoiced in December
+    # included, and the manifest states the same totals as the file.
+    usage = lake.read_table(spark, GOLD_BILLING_USAGE, s).where("usage_period = '2026-11'").collect()
+    assert {(r.invoice_period, r.row_type) for r in usage} == {("2026-11", "usage"), ("2026-12", "adjustment")}
+    assert manifest.billing_usage_charge_minor == sum(r.charge_minor for r in usage) == manifest.charge_minor \
+        == sum(int(r["charge_minor"]) for r in lines) == parquet.charge_minor == 93
+    assert manifest.billing_usage_calls == sum(r.calls for r in usage) == 6
+    saved = json.loads((out.parent / "billing-2026-11.csv.manifest.json").read_text())
+    assert (saved["charge_minor"], saved["billing_usage_charge_minor"], saved["billing_usage_ms"]) == (93, 93, silver_ms)
+
+    # One corrupted line (a rated call's charge off by one minor unit): refused, no file, and the CLI exits 2.
+    from delta.tables import DeltaTable
+
+    from jobs.cli.business import extract_billing_command
+
+    rated_table = DeltaTable.forPath(spark, GOLD_BILLING_RATED_CALLS.location(s))
+    rated_table.update("call_id = 'c2' AND period = '2026-11'", {"charge_minor": "charge_minor + 1"})
+    with pytest.raises(billing.ReconciliationError, match="gold.billing_usage has 6 calls, .* and 93 minor units"):
+        billing.extract(spark, s, "2026-11", tmp_path / "extract" / "corrupt.csv")
+    assert extract_billing_command(s, "2026-11", tmp_path / "extract" / "corrupt.csv", user="finance-test") == 2
+    assert not (tmp_path / "extract" / "corrupt.csv").exists()
+    rated_table.update("call_id = 'c2' AND period = '2026-11'", {"charge_minor": "charge_minor - 1"})
+    assert billing.extract(spark, s, "2026-11", tmp_path / "extract" / "restored.csv").charge_minor == 93
+
     # Billing that has not seen a silver change refuses to extract rather than under-bill.
     unbilled = call(10, "acct-B", at=datetime(2026, 11, 28, 9, 0, tzinfo=UTC), seconds=60)
     lake.replace_partitions(spark, spark.createDataFrame([unbilled], SILVER_CALLS.spark_schema()), SILVER_CALLS, s,
