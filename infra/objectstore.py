@@ -44,7 +44,7 @@ def ensure_s3proxy_jars() -> Path:
     S3PROXY_LIB.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
-            "mvn", "-q", "-B", "-f", str(S3PROXY_POM), f"-Dmaven.repo.local={MAVEN_REPO}",
+            "mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(S3PROXY_POM), f"-Dmaven.repo.local={MAVEN_REPO}",
             "dependency:copy-dependencies", f"-DoutputDirectory={S3PROXY_LIB}",
         ],
         check=True,

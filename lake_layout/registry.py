@@ -85,6 +85,10 @@ _SPARK_TYPES = {
 }
 
 
+# Classifications whose values never enter a Delta transaction log (TableSpec.stats_columns).
+LOG_PRIVATE = frozenset({Classification.PSEUDONYMOUS, Classification.PERSONAL, Classification.RESTRICTED})
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -148,6 +152,19 @@ class TableSpec:
     @property
     def table(self) -> str:
         return self.name.split(".", 1)[1]
+
+    @property
+    def stats_columns(self) -> tuple[str, ...] | None:
+        """The columns whose min / max values Delta may keep in the transaction log (data-skipping statistics): all
+        but personal data (pseudonyms, coarse IPs and places, ciphertext). A value in a log entry outlives the
+        erasure or retention purge of its row, since VACUUM removes data files, never log entries. None: every
+        column (the table holds no personal data)."""
+        if not any(c.classification in LOG_PRIVATE for c in self.columns):
+            return None
+        # Delta refuses partition columns (their values are the files' partition values) and types it keeps no
+        # min / max of (boolean, binary) in this list
+        return tuple(c.name for c in self.columns if c.classification not in LOG_PRIVATE
+                     and c.name not in self.partition_by and c.type not in ("boolean", "binary"))
 
     @property
     def writer_path(self) -> str:

@@ -41,10 +41,13 @@ Residuals the receipt states rather than hides:
 * Landing objects hold the raw MSISDN (of the caller, and of the callee in the callee_msisdn field). This module
   does NOT delete them: their expiry belongs to the retention job. The receipt lists the landing object keys
   holding the subject (bronze.call_events.object_key, reference.subscriber_consent.source_object_key).
-* Delta's commit log (`_delta_log/*.json`) keeps per-file min/max statistics of the versions before the
-  deletion, which can include the subject's pseudonym (no other column of the rows), until Delta's log
-  retention (delta.logRetentionDuration, 30 days) removes those commits. The receipt counts, per table, the
-  log files still mentioning a pseudonym (`log_files_with_subject`).
+* Delta's commit log (`_delta_log/*.json`) is never VACUUMed. Tables keep no statistics of personal columns
+  (TableSpec.stats_columns, set by jobs.platform.lake.ensure_table) and the erasure runs as MERGEs against a
+  DataFrame of the subject's values, so no log entry holds a pseudonym (tests/jobs/governance/test_governance_s3.py
+  reads every object under the tables' prefixes on the object store). Commits written before a table got that
+  property can still hold pseudonyms in their min/max statistics until Delta's log retention
+  (delta.logRetentionDuration, 30 days) removes them: the receipt counts, per table, the log files still mentioning
+  a pseudonym (`log_files_with_subject`).
 
 Every request is recorded: the receipt in audit.dsr_requests (MERGE on request_id + kind, so re-running a
 request records it again and a completed delete finds nothing more), the access in audit.access_log (action
@@ -462,6 +465,15 @@ def _purge_deletion_vectors(spark: "SparkSession", location: str) -> None:
         spark.sql(f"REORG TABLE delta.`{location}` APPLY (PURGE)")
 
 
+def _values(spark: "SparkSession", values: Iterable[str]) -> "DataFrame":
+    return spark.createDataFrame([(v,) for v in sorted(set(values))], "value string")
+
+
+def _merge_on(table: Any, column: str, values: "DataFrame") -> Any:
+    """A MERGE builder matching the table's rows whose `column` is one of `values` (a one-column DataFrame)."""
+    return table.alias("t").merge(values.alias("s"), f"t.`{column}` = s.value")
+
+
 def log_files_with_subject(spark: "SparkSession", location: str, pseudonyms: Iterable[str]) -> int:
     """Delta commit files (_delta_log/*.json) that still mention a pseudonym (min/max statistics of old versions)."""
     from pyspark.sql import functions as F
@@ -554,6 +566,7 @@ def delete(spark: "SparkSession", settings: Settings, keys: KeyMaterial, *, msis
 
     from delta.tables import DeltaTable
 
+    subject_values = _values(spark, psn)
     tables: dict[str, dict[str, Any]] = {}
     for name in sorted(versions, key=lambda n: changed[n].treatment is Treatment.ERASE):  # linked rows first
         scope, found = changed[name], counts[name]
@@ -561,15 +574,18 @@ def delete(spark: "SparkSession", settings: Settings, keys: KeyMaterial, *, msis
         table = DeltaTable.forPath(spark, location)
         entry: dict[str, Any] = {"treatment": scope.treatment.value, "delta_version_before": versions[name],
                                  "rows": {}, "files_removed": 0}
+        # MERGEs against a DataFrame of the subject's values, never a predicate with them as literals: Delta keeps
+        # an operation's predicate in the commit's commitInfo, a log entry that VACUUM does not remove.
         if found.get("subscriber"):
-            table.delete(subject_predicate(scope.spec, psn))
+            _merge_on(table, SUBJECT_COLUMN, subject_values).whenMatchedDelete().execute()
             entry["rows"]["subscriber_deleted"] = found["subscriber"]
-        if found.get("callee"):
-            table.update(callee_predicate(scope.spec, psn), {CALLEE_COLUMN: "CAST(NULL AS STRING)"})
+        if found.get("callee"):  # the subject's own rows are gone by now: what is left names the subject as callee
+            _merge_on(table, CALLEE_COLUMN, subject_values).whenMatchedUpdate(
+                set={CALLEE_COLUMN: "CAST(NULL AS STRING)"}).execute()
             entry["rows"]["callee_redacted"] = found["callee"]
         if found.get("linked"):
-            assert scope.link_column is not None  # the subject's own calls: a short literal list
-            table.delete(f"`{scope.link_column}` IN ({_in_list(links[scope.link_column])})")
+            assert scope.link_column is not None
+            _merge_on(table, scope.link_column, _values(spark, links[scope.link_column])).whenMatchedDelete().execute()
             entry["rows"]["linked_deleted"] = found["linked"]
         if entry["rows"]:
             _purge_deletion_vectors(spark, location)

@@ -11,24 +11,37 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 OPTIMIZE_WRITE = "delta.autoOptimize.optimizeWrite"  # the Delta table property behind TableSpec.optimize_write
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"  # behind TableSpec.stats_columns
+NO_STATS = "delta.dataSkippingNumIndexedCols"
 
 
 class SchemaMismatch(ValueError):
     pass
 
 
-def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
-    """Create the Delta table at the spec's location if it does not exist (schema, partitioning, comments).
+def table_properties(spec: TableSpec) -> dict[str, str]:
+    """The Delta table properties the spec asks for: optimized writes, and statistics only on the columns that hold
+    no personal data (so no pseudonym, IP prefix or place is ever written into the transaction log)."""
+    properties = {OPTIMIZE_WRITE: "true"} if spec.optimize_write else {}
+    if spec.stats_columns is not None:
+        properties.update({STATS_COLUMNS: ",".join(spec.stats_columns)} if spec.stats_columns else {NO_STATS: "0"})
+    return properties
 
-    An existing table that lacks columns the spec has since gained gets them added (nullable), so a
-    lake written by an older release keeps working; any other difference is an error.
+
+def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
+    """Create the Delta table at the spec's location if it does not exist (schema, partitioning, comments,
+    `table_properties`).
+
+    An existing table that lacks columns the spec has since gained gets them added (nullable), and the properties
+    it lacks set (one metadata commit), so a lake written by an older release keeps working; any other difference
+    is an error. (Log entries an older release wrote keep their statistics until the log's own retention,
+    delta.logRetentionDuration, removes them.)
     """
     from delta.tables import DeltaTable
 
     if table_exists(spark, spec, settings):
         _add_new_columns(spark, spec, settings)
-        if spec.optimize_write:
-            _set_optimize_write(spark, spec, settings)
+        _set_properties(spark, spec, settings)
         return
 
     builder = DeltaTable.createIfNotExists(spark).location(spec.location(settings)).comment(spec.description)
@@ -36,17 +49,27 @@ def ensure_table(spark: "SparkSession", spec: TableSpec, settings: Settings) -> 
         builder = builder.addColumn(field.name, field.dataType, nullable=field.nullable, comment=column.description)
     if spec.partition_by:
         builder = builder.partitionedBy(*spec.partition_by)
-    if spec.optimize_write:
-        builder = builder.property(OPTIMIZE_WRITE, "true")
+    for key, value in table_properties(spec).items():
+        builder = builder.property(key, value)
     builder.property("voiplake.table", spec.name).property("voiplake.retention_tier", spec.retention_tier.value).execute()
 
 
-def _set_optimize_write(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
-    """A table created before its spec asked for optimized writes gets the property (one metadata commit)."""
+def _set_properties(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:
+    """A table created before its spec asked for a property gets it (one metadata commit, none if all are set)."""
+    wanted = table_properties(spec)
     location = spec.location(settings)
+    if not wanted or (location, tuple(wanted.items())) in _PROPERTIES_SET:
+        return
     properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{location}`").collect()}
-    if properties.get(OPTIMIZE_WRITE) != "true":
-        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ('{OPTIMIZE_WRITE}' = 'true')")
+    missing = {k: v for k, v in wanted.items() if properties.get(k) != v}
+    if missing:
+        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({assignments})")
+    _PROPERTIES_SET.add((location, tuple(wanted.items())))
+
+
+# Tables this process has seen with their properties set: checked once per process, not on every write.
+_PROPERTIES_SET: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
 
 def _add_new_columns(spark: "SparkSession", spec: TableSpec, settings: Settings) -> None:

@@ -121,6 +121,70 @@ def _raw_identifiers(generated, keys) -> set[str]:  # type: ignore[no-untyped-de
     return raw
 
 
+def _population_identifiers(generated, keys) -> set[str]:  # type: ignore[no-untyped-def]
+    """Every raw identifier of the generated day: the uploads' and the population's (MSISDNs with and without '+')."""
+    raw = _raw_identifiers(generated, keys)
+    population = generated.population
+    raw |= {s.msisdn for s in population.subscribers} | {s.msisdn.lstrip("+") for s in population.subscribers}
+    raw |= {d.device_id for d in population.devices} | {d.imei for d in population.devices if d.imei}
+    raw = {r for r in raw if len(r) >= 7}
+    assert len(raw) > 1000
+    return raw
+
+
+def test_no_raw_identifier_in_any_artifact_of_the_run(spark, s3_settings, generated, keys, ingested, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Everything the run wrote besides the tables (Airflow's task logs and database, the demo's log and terminal,
+    OpenLineage events, Data Docs, reports, SIEM and support-sink files), a DSR export, a forensics bundle and CRM API
+    responses of a generated subscriber, and every object of the lake on the object store (Parquet decoded, the
+    transaction log as bytes): no raw identifier, no precise coordinate. A planted identifier is found."""
+    from fastapi.testclient import TestClient
+
+    from jobs.business.api_tokens import TokenStore, issue_token
+    from jobs.business.crm_api import create_app, load_snapshot
+    from jobs.governance import forensics
+    from jobs.governance.leak_scan import scan_files, scan_objects
+    from jobs.pipeline.runner import run_dsr
+    from lake_layout.resellers import load_policy
+
+    raw = _population_identifiers(generated, keys)
+    subject = next(s.msisdn for s in generated.population.subscribers
+                   if s.msisdn in {e.get("msisdn") for o in generated.objects[:20] for e in _events(o, keys)})
+    run_dsr(action="export", msisdn=subject, request_id="REQ-LEAK", actor="privacy-desk", out=tmp_path / "dsr",
+            settings=s3_settings)
+    forensics.export(spark, s3_settings, keys, case_id="CASE-LEAK", msisdn=subject, start=DAY, end=DAY,
+                     out_dir=tmp_path / "bundles", handler="analyst-1")
+    policy = load_policy(s3_settings.crm_api.resellers_file)
+    token_file = tmp_path / "api" / "tokens.json"
+    tokens = {rid: issue_token(token_file, rid) for rid in policy.ids}
+    app = create_app(s3_settings, policy=policy, snapshot=load_snapshot(spark, s3_settings, policy),
+                     tokens=lambda: TokenStore.load(token_file, resellers=policy.ids))
+    with TestClient(app) as client:
+        for rid, token in tokens.items():
+            for path in ("/v1/accounts", f"/v1/usage/summary?from={DAY}&to={DAY}"):
+                response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+                assert response.status_code == 200, response.text
+                (tmp_path / "api" / f"{rid}-{path.split('?')[0].strip('/').replace('/', '_')}.json").write_bytes(response.content)
+    roots = [ingested, tmp_path, Path(s3_settings.lineage.openlineage_file).parent, Path(s3_settings.quality.data_docs_dir),
+             Path(s3_settings.anomalies.siem_dir), Path(s3_settings.quotas.file_path).parent, PROJECT_ROOT / "build" / "reports"]
+    files = scan_files([r for r in roots if r.exists()], raw)
+    assert files.files > 50 and not files.truncated
+    assert not files.leaks, files.leaks[:10]
+    bucket, _, prefix = s3_settings.lake.root.removeprefix("s3a://").partition("/")
+    lake_objects = scan_objects(s3_client(s3_settings.object_store), bucket, prefix + "/", raw)
+    assert lake_objects.files > 100 and not lake_objects.leaks, lake_objects.leaks[:10]
+
+    planted = sorted(raw)[0]
+    (tmp_path / "planted.log").write_text(f"INFO upload from {planted} accepted\n")
+    assert [leak.value for leak in scan_files([tmp_path], raw).leaks] == [planted]
+
+
+def _events(obj, keys) -> list[dict]:  # type: ignore[no-untyped-def]
+    try:
+        return list(decode_object(obj.key, obj.body, lambda d, k: keys.device_key(d, k)).events)
+    except UploadRejected:
+        return []
+
+
 def test_every_record_is_accounted_for_with_the_right_reasons(spark, s3_settings, generated, ingested) -> None:  # type: ignore[no-untyped-def]
     manifest = lake.read_table(spark, BRONZE_INGESTED_OBJECTS, s3_settings)
     per_object = {r.object_key: r for r in manifest.collect()}
@@ -187,12 +251,7 @@ def test_no_raw_identifier_in_any_table(spark, s3_settings, generated, keys, ing
 
     from lake_layout.tables import ALL_TABLES
 
-    raw = _raw_identifiers(generated, keys)
-    population = generated.population
-    raw |= {s.msisdn for s in population.subscribers} | {s.msisdn.lstrip("+") for s in population.subscribers}
-    raw |= {d.device_id for d in population.devices} | {d.imei for d in population.devices if d.imei}
-    raw = {r for r in raw if len(r) >= 7}
-    assert len(raw) > 1000
+    raw = _population_identifiers(generated, keys)
     identifiers = F.broadcast(spark.createDataFrame([(r,) for r in sorted(raw)], "identifier string"))
 
     scanned = []

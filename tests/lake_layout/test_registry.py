@@ -59,6 +59,22 @@ def test_every_table_names_the_module_that_writes_it() -> None:
         assert re.search(rf"\b{constant}\b", source), f"{spec.writer} never refers to {constant} ({spec.name})"
 
 
+def test_no_personal_column_is_a_statistics_column() -> None:
+    """Delta keeps min / max statistics of stats_columns in its log, which VACUUM never cleans: never of a pseudonym,
+    a coarse IP or place, or ciphertext (tests/jobs/governance/test_governance_s3.py checks the log's bytes)."""
+    from lake_layout.registry import LOG_PRIVATE
+
+    for spec in ALL_TABLES:
+        personal = {c.name for c in spec.columns if c.classification in LOG_PRIVATE}
+        if spec.stats_columns is None:
+            assert not personal, spec.name
+            continue
+        assert personal and not personal & set(spec.stats_columns), spec.name
+        assert set(spec.stats_columns) <= set(spec.column_names) - set(spec.partition_by), spec.name
+    assert "subscriber_pseudonym" not in BRONZE_CALL_EVENTS.stats_columns
+    assert {"event_ts_device", "received_at"} <= set(BRONZE_CALL_EVENTS.stats_columns)
+
+
 def test_spec_validation_names_the_problem() -> None:
     with pytest.raises(ValueError, match="'<layer>.<table>'"):
         TableSpec(name="nolayer", description="", columns=())
