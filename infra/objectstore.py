@@ -42,13 +42,17 @@ def ensure_s3proxy_jars() -> Path:
     if shutil.which("mvn") is None:
         raise ObjectStoreError("Maven (mvn) is needed once to resolve S3Proxy from Maven Central")
     S3PROXY_LIB.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
+    # Maven's output (and its console's escape codes) only matters when it fails: then it is in the error.
+    result = subprocess.run(
         [
             "mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(S3PROXY_POM), f"-Dmaven.repo.local={MAVEN_REPO}",
             "dependency:copy-dependencies", f"-DoutputDirectory={S3PROXY_LIB}",
         ],
-        check=True,
+        capture_output=True, text=True,
     )
+    if result.returncode != 0:
+        raise ObjectStoreError(f"Maven could not resolve S3Proxy (exit {result.returncode}):\n"
+                               f"{(result.stdout + result.stderr)[-4000:]}")
     marker.write_text("org.gaul:s3proxy resolved\n")
     return S3PROXY_LIB
 
